@@ -34,6 +34,8 @@ class VAEConfig:
     layers_per_block: int = 1
     latent_channels: int = 8
     norm_num_groups: int = 8
+    # Latent channels that carry a fixed f x f average of the premultiplied RGB (models/vae.py says why).
+    colour_hint_channels: int = 3
     # Latents are multiplied by this before diffusion (unit variance); measured after VAE training.
     scaling_factor: float = 1.0
 

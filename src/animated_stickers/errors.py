@@ -13,19 +13,25 @@ class UserError(ValueError):
     """Bad input from a user; printed as one line without a traceback."""
 
 
-def one_line_errors(fn: Callable) -> Callable:
-    """Decorator for CLI commands: known error types become `error: ...` on stderr and exit code 2."""
+def _is_user_error(e: BaseException) -> bool:
+    # Imported only when an error is being reported, so defining commands stays cheap (no torch).
     from .config import ConfigError
     from .data.animation import AnimationReadError
     from .models.checkpoint import ModelLoadError
 
-    known = (UserError, ConfigError, AnimationReadError, ModelLoadError, FileNotFoundError)
+    return isinstance(e, (UserError, ConfigError, AnimationReadError, ModelLoadError, FileNotFoundError))
+
+
+def one_line_errors(fn: Callable) -> Callable:
+    """Decorator for CLI commands: known error types become `error: ...` on stderr and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except known as e:
+        except Exception as e:
+            if not _is_user_error(e):
+                raise
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             print(f"error: {msg}", file=sys.stderr)
             raise typer.Exit(2) from None

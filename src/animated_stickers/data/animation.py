@@ -7,6 +7,7 @@ duration only after seek()+load(). Frames come back straight RGBA uint8 (T, H, W
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -82,7 +83,7 @@ def _read_pyav(path: Path | BinaryIO, max_frames: int | None) -> Animation:
         rate = float(stream.average_rate or 24)
     if not frames:
         raise AnimationReadError(f"'{path}': no video frames")
-    durations = [max(1, round(1000 * (b - a))) for a, b in zip(times, times[1:])] + [round(1000 / rate)]
+    durations = [max(1, round(1000 * (b - a))) for a, b in itertools.pairwise(times)] + [round(1000 / rate)]
     return Animation(np.stack(frames), durations)
 
 
@@ -123,7 +124,7 @@ def read_animation(path: str | Path, max_frames: int | None = None) -> Animation
         raise
     except (UnidentifiedImageError, OSError, EOFError, ValueError, SyntaxError) as e:
         raise AnimationReadError(f"'{path}': unreadable or truncated animation ({type(e).__name__}: {e})") from None
-    except Exception as e:  # PyAV raises its own error family
+    except Exception as e:  # noqa: BLE001 -- PyAV raises its own error family
         raise AnimationReadError(f"'{path}': cannot decode ({type(e).__name__}: {e})") from None
 
 

@@ -38,7 +38,7 @@ class StickerModel:
     _text: TextEncoders | None = None
 
     @classmethod
-    def create(cls, cfg: ModelConfig, video: bool = True) -> "StickerModel":
+    def create(cls, cfg: ModelConfig, video: bool = True) -> StickerModel:
         """Fresh random weights; `video=False` gives the text-to-image stage."""
         unet = StickerUNet(cfg)
         if video:
@@ -55,12 +55,12 @@ class StickerModel:
             self._text = load_text_encoders(self.cfg.text.encoders)
         return self._text
 
-    def to(self, device=None, dtype: torch.dtype | None = None) -> "StickerModel":
+    def to(self, device=None, dtype: torch.dtype | None = None) -> StickerModel:
         self.vae.to(device=device, dtype=dtype)
         self.unet.to(device=device, dtype=dtype)
         return self
 
-    def eval(self) -> "StickerModel":
+    def eval(self) -> StickerModel:
         self.vae.eval()
         self.unet.eval()
         return self

@@ -49,7 +49,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps({"presets": rows}, indent=2))
             return
         for r in rows:
-            paper = f" (paper {r['paper_unet_params_b']}B, {r['rel_error_vs_paper']:+.1%})" if r["paper_unet_params_b"] else ""
-            typer.echo(f"{r['preset']:>5}: UNet {r['unet_params'] / 1e6:,.1f}M{paper}, VAE {r['vae_params'] / 1e6:.1f}M, "
-                       f"{r['resolution']}px -> {r['latent_size']}x{r['latent_size']}x{r['latent_channels']}, "
+            paper = ""
+            if r["paper_unet_params_b"]:
+                paper = f" (paper {r['paper_unet_params_b']}B, {r['rel_error_vs_paper']:+.1%})"
+            typer.echo(f"{r['preset']:>5}: UNet {r['unet_params'] / 1e6:,.1f}M{paper}, "
+                       f"VAE {r['vae_params'] / 1e6:.1f}M, {r['resolution']}px -> "
+                       f"{r['latent_size']}x{r['latent_size']}x{r['latent_channels']}, "
                        f"text {'+'.join(r['text_encoders'])}")

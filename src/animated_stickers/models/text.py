@@ -44,7 +44,7 @@ def encoder_dim(spec: TextEncoderSpec) -> int:
 
         c = AutoConfig.from_pretrained(path)
         c = getattr(c, "text_config", c)
-        return int(getattr(c, "hidden_size", None) or getattr(c, "d_model"))
+        return int(getattr(c, "hidden_size", None) or c.d_model)
     return DEFAULT_DIMS[spec.kind]
 
 

@@ -15,8 +15,14 @@ from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
 from ..config import ModelConfig, UNetConfig
-from .temporal import (ContextOnceAttnProcessor, FrameContext, InflatedConv2d, InflatedTransformer2D,
-                       TemporalAttention, TemporalConv)
+from .temporal import (
+    ContextOnceAttnProcessor,
+    FrameContext,
+    InflatedConv2d,
+    InflatedTransformer2D,
+    TemporalAttention,
+    TemporalConv,
+)
 from .text import encoder_dim
 
 
@@ -74,7 +80,7 @@ class StickerUNet(nn.Module):
         self.context_once = cfg.context_once
 
     # ------------------------------------------------------------------ inflation
-    def inflate(self) -> "StickerUNet":
+    def inflate(self) -> StickerUNet:
         """Insert temporal conv/attention (identity at init) and widen conv_in for the image latent."""
         if self.inflated:
             return self

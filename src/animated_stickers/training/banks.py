@@ -46,7 +46,7 @@ class FrameBank:
 
     @classmethod
     def build(cls, files: list[Path], size: int, per_file: int, cache: Path | None = None,
-              seed: int = 0) -> "FrameBank":
+              seed: int = 0) -> FrameBank:
         if cache and cache.is_file():
             return cls(np.load(cache)["frames"])
         rng = np.random.default_rng(seed)
@@ -113,7 +113,7 @@ class LatentBank:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path) -> "LatentBank":
+    def load(cls, path: Path) -> LatentBank:
         blob = torch.load(path, weights_only=True)
         return cls(blob["latents"], blob["text"], [VideoEntry(**e) for e in json.loads(blob["entries"])])
 

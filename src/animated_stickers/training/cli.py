@@ -44,5 +44,8 @@ def register(app: typer.Typer) -> None:
         for d in done:
             typer.echo(f"stage done: {d}")
         if export and done and done[-1].parent.name == r.stages[-1].name:
+            from .card import write_model_card
+
             save_model(load_model(done[-1]), export, dtype=torch.float16)
-            typer.echo(f"exported fp16 model to {export}")
+            write_model_card(run_dir or Path("runs") / r.name, export, threads or torch.get_num_threads())
+            typer.echo(f"exported fp16 model (with MODEL_CARD.md) to {export}")

@@ -17,7 +17,7 @@ import torch
 from ..config import ModelConfig, model_config, save_json, to_dict
 from ..models.checkpoint import StickerModel, load_model, save_model
 from . import sources
-from .banks import FrameBank, LatentBank
+from .banks import FrameBank
 from .loop import train_stage
 from .recipes import Recipe, Stage
 from .tasks import DiffusionTask, VAETask
@@ -43,7 +43,7 @@ def fit_scaling_factor(model: StickerModel, bank: FrameBank, n: int = 256) -> fl
     """1 / std of the VAE's latents, so diffusion sees unit-variance latents (as in LDM)."""
     idx = np.linspace(0, len(bank.frames) - 1, min(n, len(bank.frames))).astype(int)
     x = torch.from_numpy(bank.frames[idx]).permute(0, 3, 1, 2).float() / 255
-    z = torch.cat([model.vae.encode_dist(x[i:i + 32]).mode() for i in range(0, len(x), 32)])
+    z = torch.cat([model.vae.latent(x[i:i + 32]) for i in range(0, len(x), 32)])
     return float(1.0 / z.std())
 
 

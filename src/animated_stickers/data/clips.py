@@ -1,0 +1,103 @@
+"""Which frames make a training clip (paper 3.1.1) and which frame conditions it (paper 3.1.2).
+
+A clip is `num_frames` (8) frames taken every `spacing` source frames, where
+    spacing = min(round(video_fps / fps), floor(n_frames / num_frames))     (paper 3.1.1)
+so a clip covers about `num_frames / fps` seconds, but never needs more frames than the video has.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+CondMode = Literal["middle", "first", "last", "random"]
+COND_MODES: tuple[str, ...] = ("middle", "first", "last", "random")
+NUM_FRAMES = 8
+
+
+def constant_rate_steps(durations_ms: Sequence[int], default_fps: float = 24.0) -> tuple[float, list[int]]:
+    """The nominal rate (1000 / median frame duration) and the source frame shown at each step of that rate.
+
+    Animations may hold a frame longer (encoders merge identical frames; GIFs vary their delays), so clips
+    are planned on a constant-rate grid of steps and each step maps to the frame on screen at its middle.
+    Uniform durations give the identity mapping. Non-positive durations count as the median (or 1/default_fps).
+    """
+    positive = sorted(d for d in durations_ms if d > 0)
+    step_ms = positive[len(positive) // 2] if positive else 1000.0 / default_fps
+    durations = [d if d > 0 else step_ms for d in durations_ms]
+    ends = list(itertools.accumulate(durations))
+    n_steps = max(1, round(ends[-1] / step_ms)) if ends else 1
+    last = max(0, len(durations) - 1)
+    steps = [min(bisect.bisect_right(ends, (j + 0.5) * step_ms), last) for j in range(n_steps)]
+    return 1000.0 / step_ms, steps
+
+
+def frame_spacing(video_fps: float, n_frames: int, fps: float, num_frames: int = NUM_FRAMES) -> int:
+    """Source frames between clip frames: min(round(video_fps / fps), floor(n_frames / num_frames)), >= 1."""
+    if video_fps <= 0 or fps <= 0:
+        raise ValueError(f"fps must be positive (video_fps={video_fps}, fps={fps})")
+    return max(1, min(round(video_fps / fps), n_frames // num_frames))
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """Source frame indices of one clip, the spacing used and the clip's effective frame rate."""
+
+    indices: tuple[int, ...]
+    spacing: int
+    fps: float  # video_fps / spacing: the rate the clip plays at to keep the original speed
+
+
+def clip_indices(n_frames: int, spacing: int, start: int = 0, num_frames: int = NUM_FRAMES,
+                 loop: bool = False) -> list[int]:
+    """Indices start, start+spacing, ...; wrap around when `loop` (seamless loops) else clamp to the end."""
+    if n_frames <= 0:
+        raise ValueError("a clip needs at least one source frame")
+    raw = [start + i * spacing for i in range(num_frames)]
+    return [r % n_frames for r in raw] if loop else [min(r, n_frames - 1) for r in raw]
+
+
+def max_start(n_frames: int, spacing: int, num_frames: int = NUM_FRAMES, loop: bool = False) -> int:
+    """The largest start offset whose clip stays inside the video (any frame when it loops)."""
+    return n_frames - 1 if loop else max(0, n_frames - 1 - (num_frames - 1) * spacing)
+
+
+def plan_clip(n_frames: int, video_fps: float, fps: float, rng: random.Random | None = None,
+              num_frames: int = NUM_FRAMES, loop: bool = False, start: int | None = None) -> ClipPlan:
+    """Plan a clip at sampling rate `fps`: spacing rule, then a start offset (random with `rng`, else 0)."""
+    spacing = frame_spacing(video_fps, n_frames, fps, num_frames)
+    if start is None:
+        start = rng.randint(0, max_start(n_frames, spacing, num_frames, loop)) if rng else 0
+    return ClipPlan(tuple(clip_indices(n_frames, spacing, start, num_frames, loop)), spacing,
+                    video_fps / spacing)
+
+
+def cond_frame_index(mode: CondMode = "middle", num_frames: int = NUM_FRAMES,
+                     rng: random.Random | None = None) -> int:
+    """Index of the conditioning frame: middle (3 of 8, the paper's choice), first, last or random."""
+    if mode == "middle":
+        return (num_frames - 1) // 2  # 3 for 8 frames: the 4th frame
+    if mode == "first":
+        return 0
+    if mode == "last":
+        return num_frames - 1
+    if mode == "random":
+        return (rng or random).randrange(num_frames)
+    raise ValueError(f"conditioning frame mode '{mode}': expected one of {', '.join(COND_MODES)}")
+
+
+def take_frames(frames: np.ndarray, plan: ClipPlan) -> np.ndarray:
+    """The clip's frames (num_frames, H, W, C) from all frames (T, H, W, C)."""
+    return frames[list(plan.indices)]
+
+
+def clip_duration_s(plan: ClipPlan) -> float:
+    """Seconds covered by the clip at its effective rate."""
+    return len(plan.indices) / plan.fps if plan.fps > 0 else math.inf

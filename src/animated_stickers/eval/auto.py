@@ -1,0 +1,331 @@
+"""Automatic evaluation: judge generated animations against their conditioning images.
+
+`judge(frames, image)` -> per-criterion raw value + pass/fail; `judge_folder(inputs, outputs)` does a
+folder of stickers (a missing or unreadable output fails every criterion); `summarise` gives the pass
+rate per criterion; `compare_motion_stats` compares generated and real motion where real clips exist.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..data.animation import AnimationReadError, read_animation
+from ..errors import UserError
+from .imageops import resize_premultiplied
+from .measures import (
+    CRITERIA,
+    CRITERION_NAMES,
+    Clip,
+    default_cond_frame,
+    make_clip,
+    measure_all,
+    motion_score,
+)
+from .thresholds import Threshold, load_thresholds
+
+OUTPUT_SUFFIXES = (".webp", ".gif", ".png", ".apng", ".webm", ".mp4", ".mov")
+
+
+@dataclass
+class StickerResult:
+    """One sticker's verdicts: {criterion: {value, threshold, pass, details}}; error when not judged."""
+
+    stem: str
+    criteria: dict[str, dict]
+    output: str | None = None
+    prompt: str | None = None
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def passed_all(self) -> bool:
+        return all(v["pass"] for v in self.criteria.values())
+
+    def to_json(self) -> dict:
+        return {
+            "stem": self.stem,
+            "prompt": self.prompt,
+            "output": self.output,
+            "error": self.error,
+            "passed_all": self.passed_all,
+            "criteria": self.criteria,
+            **self.extra,
+        }
+
+
+def judge_clip(clip: Clip, thresholds: Mapping[str, Threshold]) -> dict[str, dict]:
+    """Every criterion on a prepared clip: raw value, threshold, pass and details."""
+    out = {}
+    for name, m in measure_all(clip).items():
+        th = thresholds[name]
+        out[name] = {
+            "value": m.value,
+            "threshold": th.threshold,
+            "pass": th.passes(m.value),
+            "details": m.details,
+        }
+    return out
+
+
+def judge(
+    frames: np.ndarray,
+    image: np.ndarray,
+    thresholds: Mapping[str, Threshold] | None = None,
+    cond: int | None = None,
+) -> dict[str, dict]:
+    """Judge straight-RGBA frames (T, H, W, 4) against the conditioning image (H, W, 4)."""
+    return judge_clip(make_clip(frames, image, cond), thresholds or load_thresholds())
+
+
+def failed_everywhere(stem: str, error: str, thresholds: Mapping[str, Threshold], **kw) -> StickerResult:
+    """The verdict for an output that is missing or unreadable: every criterion fails, value None."""
+    crit = {
+        n: {"value": None, "threshold": thresholds[n].threshold, "pass": False, "details": {}}
+        for n in CRITERION_NAMES
+    }
+    return StickerResult(stem, crit, error=error, **kw)
+
+
+# ---- folders -------------------------------------------------------------------------------------
+
+
+@dataclass
+class InputSticker:
+    """One entry of prompts.json: the sticker image, its prompt and its stem (the output's name)."""
+
+    image: Path
+    prompt: str
+
+    @property
+    def stem(self) -> str:
+        return self.image.stem
+
+
+def read_inputs(inputs: Path) -> list[InputSticker]:
+    """Parse `inputs/prompts.json` ([{"image": "name.png", "prompt": "..."}]); errors name the bad entry."""
+    pj = inputs / "prompts.json"
+    if not inputs.is_dir():
+        raise UserError(f"'{inputs}': inputs folder not found")
+    try:
+        data = json.loads(pj.read_text())
+    except FileNotFoundError:
+        raise UserError(
+            f'\'{pj}\': missing; expected a list of {{"image": "name.png", "prompt": "..."}}'
+        ) from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"'{pj}': not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(data, list):
+        raise UserError(f'\'{pj}\': expected a JSON list of {{"image": ..., "prompt": ...}} objects')
+    items, stems = [], set()
+    for i, e in enumerate(data):
+        if not (isinstance(e, dict) and isinstance(e.get("image"), str) and isinstance(e.get("prompt"), str)):
+            raise UserError(f"'{pj}': entry {i} needs string fields 'image' and 'prompt'")
+        path = inputs / e["image"]
+        if not path.is_file():
+            raise UserError(f"'{pj}': entry {i} names image '{e['image']}', which is not in '{inputs}'")
+        if path.stem in stems:
+            raise UserError(
+                f"'{pj}': entry {i}: two inputs share the stem '{path.stem}' (outputs are named by it)"
+            )
+        stems.add(path.stem)
+        items.append(InputSticker(path, e["prompt"]))
+    return items
+
+
+def find_output(outputs: Path, stem: str) -> Path | None:
+    """The animation for `stem` in `outputs` (first of .webp .gif .png .apng .webm .mp4 .mov), or None."""
+    for suffix in OUTPUT_SUFFIXES:
+        p = outputs / f"{stem}{suffix}"
+        if p.is_file():
+            return p
+    return None
+
+
+def read_image(path: Path) -> np.ndarray:
+    """A still sticker as straight RGBA uint8 (H, W, 4)."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGBA"))
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"'{path}': unreadable input image ({type(e).__name__})") from None
+
+
+def judge_folder(
+    inputs: Path,
+    outputs: Path,
+    thresholds: Mapping[str, Threshold] | None = None,
+    real: Mapping[str, np.ndarray] | None = None,
+    cond: int | None = None,
+    progress: Callable[[Iterable], Iterable] = iter,
+) -> list[StickerResult]:
+    """Judge every input's output; missing/unreadable outputs fail every criterion. With `real`
+    (stem -> real frames), each record also gets its generated-vs-real motion comparison."""
+    thresholds = thresholds or load_thresholds()
+    if not outputs.is_dir():
+        raise UserError(f"'{outputs}': outputs folder not found")
+    results = []
+    for item in progress(read_inputs(inputs)):
+        image = read_image(item.image)
+        out = find_output(outputs, item.stem)
+        if out is None:
+            results.append(failed_everywhere(item.stem, "missing output", thresholds, prompt=item.prompt))
+            continue
+        try:
+            frames = read_animation(out).frames
+        except AnimationReadError as e:
+            results.append(
+                failed_everywhere(
+                    item.stem, f"unreadable output: {e}", thresholds, prompt=item.prompt, output=str(out)
+                )
+            )
+            continue
+        results.append(
+            judge_one(
+                item.stem,
+                frames,
+                image,
+                thresholds,
+                cond,
+                prompt=item.prompt,
+                output=str(out),
+                real=None if real is None else real.get(item.stem),
+            )
+        )
+    return results
+
+
+def judge_one(
+    stem: str,
+    frames: np.ndarray,
+    image: np.ndarray,
+    thresholds: Mapping[str, Threshold],
+    cond: int | None = None,
+    real: np.ndarray | None = None,
+    **kw,
+) -> StickerResult:
+    """Judge one animation; with `real` frames also record motion vs the real clip."""
+    clip = make_clip(frames, image, cond)
+    res = StickerResult(stem, judge_clip(clip, thresholds), **kw)
+    res.extra["frames"] = int(frames.shape[0])
+    res.extra["size"] = [int(frames.shape[1]), int(frames.shape[2])]
+    if real is not None:
+        res.extra["vs_real"] = _vs_real(clip, make_clip(real, image, cond))
+    return res
+
+
+# ---- summary -------------------------------------------------------------------------------------
+
+
+def summarise(results: list[StickerResult], thresholds: Mapping[str, Threshold]) -> dict:
+    """Pass rate per criterion over all stickers (missing/unreadable outputs count as failures)."""
+    n = len(results)
+    crit = {}
+    for c in CRITERIA:
+        values = [r.criteria[c.name]["value"] for r in results if r.criteria[c.name]["value"] is not None]
+        passed = sum(1 for r in results if r.criteria[c.name]["pass"])
+        crit[c.name] = {
+            "question": c.question,
+            "passed": passed,
+            "n": n,
+            "pass_rate": passed / n if n else 0.0,
+            "threshold": thresholds[c.name].threshold,
+            "pass_if": ">=" if c.higher_is_better else "<=",
+            "median_value": float(np.median(values)) if values else None,
+        }
+    all_passed = sum(1 for r in results if r.passed_all)
+    return {
+        "n": n,
+        "n_failed_to_read": sum(1 for r in results if r.error),
+        "criteria": crit,
+        "all_criteria": {"passed": all_passed, "n": n, "pass_rate": all_passed / n if n else 0.0},
+    }
+
+
+# ---- generated vs real ---------------------------------------------------------------------------
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a - b) ** 2).mean())
+    return 100.0 if mse < 1e-10 else min(100.0, 10 * np.log10(1.0 / mse))
+
+
+def _vs_real(gen: Clip, real: Clip) -> dict:
+    """Motion of a generated clip vs the real one, and the error of its middle (conditioning) frame."""
+    size = real.frames.shape[1:3]
+    g = resize_premultiplied(gen.frames, size)
+    t = min(g.shape[0], real.frames.shape[0])
+    return {
+        "motion_generated": motion_score(gen),
+        "motion_real": motion_score(real),
+        "middle_psnr": _psnr(g[min(gen.cond, t - 1)], real.frames[min(real.cond, t - 1)]),
+        "middle_mae": float(np.abs(g[min(gen.cond, t - 1)] - real.frames[min(real.cond, t - 1)]).mean()),
+        "all_frames_psnr": _psnr(g[:t], real.frames[:t]),
+    }
+
+
+def _quantiles(x: np.ndarray) -> dict:
+    if x.size == 0:
+        return {"n": 0}
+    q = np.quantile(x, [0.1, 0.5, 0.9])
+    return {
+        "n": int(x.size),
+        "mean": float(x.mean()),
+        "q10": float(q[0]),
+        "median": float(q[1]),
+        "q90": float(q[2]),
+    }
+
+
+def _ks(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic (largest gap between the empirical CDFs)."""
+    grid = np.sort(np.concatenate([a, b]))
+    fa = np.searchsorted(np.sort(a), grid, side="right") / a.size
+    fb = np.searchsorted(np.sort(b), grid, side="right") / b.size
+    return float(np.abs(fa - fb).max())
+
+
+def _wasserstein1(a: np.ndarray, b: np.ndarray) -> float:
+    """Earth mover's distance between two 1-D samples (area between the quantile functions)."""
+    q = np.linspace(0, 1, 201)
+    return float(np.abs(np.quantile(a, q) - np.quantile(b, q)).mean())
+
+
+def compare_motion_stats(
+    generated: Mapping[str, np.ndarray],
+    real: Mapping[str, np.ndarray],
+    images: Mapping[str, np.ndarray] | None = None,
+    cond: int | None = None,
+) -> dict:
+    """Generated vs real motion for the stems both have: motion-score distributions (summary, KS,
+    Wasserstein-1, per-sticker ratio) and per-sticker error of the middle frame (PSNR/MAE).
+    Frames are straight RGBA (T, H, W, 4); `images` (stem -> conditioning image) defaults to the real
+    clip's middle frame."""
+    rows = []
+    for s in sorted(set(generated) & set(real)):
+        r = np.asarray(real[s])
+        img = images.get(s) if images is not None else None
+        if img is None:
+            img = r[default_cond_frame(r.shape[0]) if cond is None else cond]
+        rows.append({"stem": s, **_vs_real(make_clip(generated[s], img, cond), make_clip(r, img, cond))})
+    return motion_stats_summary(rows)
+
+
+def motion_stats_summary(rows: list[dict]) -> dict:
+    """Aggregate per-sticker generated-vs-real rows (as made by `compare_motion_stats`/`judge_one`)."""
+    g = np.array([r["motion_generated"] for r in rows])
+    rr = np.array([r["motion_real"] for r in rows])
+    out = {"n": len(rows), "motion_generated": _quantiles(g), "motion_real": _quantiles(rr)}
+    if rows:
+        out["motion_ks"] = _ks(g, rr)
+        out["motion_wasserstein1"] = _wasserstein1(g, rr)
+        out["motion_ratio_median"] = float(np.median(g / np.maximum(rr, 1e-6)))
+        for key in ("middle_psnr", "middle_mae", "all_frames_psnr"):
+            out[key] = _quantiles(np.array([r[key] for r in rows]))
+    out["per_sticker"] = rows
+    return out

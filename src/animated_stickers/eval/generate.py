@@ -1,0 +1,102 @@
+"""Generate animations for real held-out clips (input = the clip's middle frame), for `eval auto --model`.
+
+Writes a folder pair `inputs/` (PNG stills + prompts.json) and `outputs/` (one WebP per input) that
+`stickers eval auto --inputs --outputs` (and the human evaluation) can judge again later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import UserError
+from .realclips import RealClip, fluent_files, load_real_clip, prompt_for
+from .report import write_text_atomic
+
+
+def _save_animation(frames: list[Image.Image], path: Path, fps: float = 8.0) -> Path:
+    """Lossless looping WebP via the export area when present, else Pillow directly (atomic either way)."""
+    try:
+        from ..export.formats import write_animation
+    except ModuleNotFoundError:
+        write_animation = None
+    if write_animation is not None:
+        return write_animation(frames, path, fps=fps, lossless=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frames[0].save(
+        tmp,
+        format="WEBP",
+        save_all=True,
+        append_images=frames[1:],
+        duration=round(1000 / fps),
+        loop=0,
+        lossless=True,
+        exact=True,
+    )
+    os.replace(tmp, path)
+    return path
+
+
+def real_clips(
+    split: str,
+    limit: int | None,
+    size: int,
+    pattern: str | None = None,
+    progress: Callable[[Iterable], Iterable] = iter,
+) -> list[RealClip]:
+    """Up to `limit` animated clips of `split` (stills skipped), at `size` px."""
+    files = fluent_files(pattern, split=split) if pattern else fluent_files(split=split)
+    clips: list[RealClip] = []
+    for path in progress(files):
+        if limit is not None and len(clips) >= limit:
+            break
+        rc = load_real_clip(path, size=size)
+        if rc is not None:
+            clips.append(rc)
+    if not clips:
+        raise UserError(
+            f"no animated Fluent clips found for split '{split}' (expected files under the npm cache)"
+        )
+    return clips
+
+
+def generate_for_clips(
+    model_dir: Path | None,
+    clips: list[RealClip],
+    work_dir: Path,
+    batch_size: int = 4,
+    progress: Callable[[Iterable], Iterable] = iter,
+) -> tuple[Path, Path]:
+    """Animate each clip's middle frame with its caption; returns (inputs_dir, outputs_dir)."""
+    try:
+        from ..sampling.pipeline import AnimatePipeline
+    except ModuleNotFoundError:
+        raise UserError(
+            "the sampling pipeline (animated_stickers.sampling.pipeline) is not installed yet"
+        ) from None
+    pipe = AnimatePipeline.from_dir(model_dir)
+    inputs, outputs = work_dir / "inputs", work_dir / "outputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    outputs.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for rc in clips:
+        Image.fromarray(rc.image).save(inputs / f"{rc.stem}.png")
+        entries.append({"image": f"{rc.stem}.png", "prompt": prompt_for(rc.stem)})
+    write_text_atomic(inputs / "prompts.json", json.dumps(entries, indent=1, ensure_ascii=False) + "\n")
+    batches = [list(range(i, min(i + batch_size, len(clips)))) for i in range(0, len(clips), batch_size)]
+    for batch in progress(batches):
+        images = [Image.fromarray(clips[i].image) for i in batch]
+        videos = pipe.animate(images, [entries[i]["prompt"] for i in batch])
+        for i, frames in zip(batch, videos):
+            _save_animation([f.convert("RGBA") for f in frames], outputs / f"{clips[i].stem}.webp")
+    return inputs, outputs
+
+
+def real_frames(clips: list[RealClip]) -> dict[str, np.ndarray]:
+    """stem -> the real 8-frame clip (straight RGBA uint8), the reference for generated motion."""
+    return {rc.stem: rc.clip for rc in clips}

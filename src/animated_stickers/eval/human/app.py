@@ -1,0 +1,174 @@
+"""The annotation web app: FastAPI JSON API + plain HTML/JS pages from static/ (no build step).
+
+Pages: /            login and job list
+       /jobs/{id}   one sticker at a time with the 14 questions (eval) or six candidates (hitl)
+API:   POST /api/login {name[, token]} | {token}      -> {name, token}; sets the annotator cookie
+       POST /api/logout
+       GET  /api/me                                    -> annotator and jobs with progress
+       GET  /api/questions                             -> the questions and failure reasons
+       GET  /api/jobs/{id}/next                        -> the current assignment (resumes an open one)
+       POST /api/assignments/{id} {answers | selected/none, comment} -> progress
+       GET  /api/jobs/{id}/progress                    -> per-annotator counts
+       GET  /media/{candidate_id}                      -> the animation file (only from its job's folder)
+Identity: the annotator's token, from the cookie, an X-Annotator-Token header, or ?token= on any page
+(which sets the cookie and redirects). Every refusal is a 4xx JSON {"detail": one line}.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import OperationalError
+
+from .questions import questions_as_json
+from .store import EVAL, MAX_ID, MEDIA_TYPES, Store, StoreError, Unauthorized
+
+STATIC = Path(__file__).parent / "static"
+COOKIE = "stickers_eval_token"
+Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+
+
+class Login(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, max_length=200)
+    token: str | None = Field(None, max_length=200)
+
+
+class Submission(BaseModel):
+    """Eval: answers = {question: "yes" | [reason, ...]}. HITL: selected = [candidate id, ...] or none = true."""
+
+    model_config = ConfigDict(extra="forbid")
+    answers: dict[str, Any] | None = None
+    selected: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(None, max_length=64)
+    none: bool = False
+    comment: str | None = Field(None, max_length=2000)
+
+
+def create_app(store: Store | str, signup: bool = True) -> FastAPI:
+    """The app over a Store (or a database URL); `signup=False` admits only annotators created by the CLI."""
+    store = Store(store) if isinstance(store, str) else store
+    app = FastAPI(title="Animated stickers: human evaluation", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.store = store
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_req: Request, e: StoreError) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=e.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Request, e: RequestValidationError) -> JSONResponse:
+        err = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+        return JSONResponse({"detail": f"{where}: {err.get('msg', 'invalid request')}"}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def _busy(_req: Request, e: OperationalError) -> JSONResponse:
+        # A locked or unreachable database: nothing was written; the client may retry.
+        return JSONResponse({"detail": f"database unavailable, retry: {str(e.orig).splitlines()[0]}"},
+                            status_code=503)
+
+    def who(request: Request) -> dict:
+        token = (request.headers.get("x-annotator-token") or request.cookies.get(COOKIE)
+                 or request.query_params.get("token"))
+        return store.annotator_by_token(token)
+
+    def page(request: Request, name: str):
+        token = request.query_params.get("token")
+        if token:  # log in from a personal link, then drop the token from the address bar
+            a = store.annotator_by_token(token)
+            resp = RedirectResponse(request.url.path, status_code=303)
+            _set_cookie(resp, a["token"])
+            return resp
+        return FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
+
+    @app.get("/", include_in_schema=False)
+    def index(request: Request):
+        return page(request, "index.html")
+
+    @app.get("/jobs/{job_id}", include_in_schema=False)
+    def job_page(request: Request, job_id: Id):
+        kind = store.job(job_id)["kind"]
+        return page(request, "eval.html" if kind == EVAL else "hitl.html")
+
+    @app.post("/api/login")
+    def login(body: Login):
+        if body.token:
+            a = store.annotator_by_token(body.token)
+            if body.name and body.name.strip() != a["name"]:
+                raise Unauthorized("that token belongs to another name")
+        elif body.name:
+            if not signup:
+                raise Unauthorized("sign-up is closed; ask for your personal link or token")
+            a = store.create_annotator(body.name)
+        else:
+            raise Unauthorized("send a name (new annotator) or your token")
+        resp = JSONResponse({"name": a["name"], "token": a["token"]})
+        _set_cookie(resp, a["token"])
+        return resp
+
+    @app.post("/api/logout")
+    def logout():
+        resp = JSONResponse({"ok": True})
+        resp.delete_cookie(COOKIE)
+        return resp
+
+    @app.get("/api/me")
+    def me(request: Request):
+        a = who(request)
+        jobs = [{**j, "progress": store.progress(j["id"], a["id"])} for j in store.jobs()]
+        return {"name": a["name"], "token": a["token"], "jobs": jobs}
+
+    @app.get("/api/questions")
+    def questions():
+        return questions_as_json()
+
+    @app.get("/api/jobs/{job_id}/next")
+    def next_item(request: Request, job_id: Id):
+        a = who(request)
+        job = store.job(job_id)
+        current = store.next_assignment(job_id, a["id"])
+        if current is not None:
+            for c in current["candidates"]:
+                c["url"] = f"/media/{c['id']}"
+        return {"job": {"id": job["id"], "name": job["name"], "kind": job["kind"]}, "annotator": a["name"],
+                "assignment": current, "progress": store.progress(job_id, a["id"])}
+
+    @app.post("/api/assignments/{assignment_id}")
+    def submit(request: Request, assignment_id: Id, body: Submission):
+        a = who(request)
+        store.submit(assignment_id, a["id"], answers=body.answers, selected=body.selected, none=body.none,
+                     comment=body.comment)
+        return {"ok": True, "assignment_id": assignment_id}
+
+    @app.get("/api/jobs/{job_id}/progress")
+    def job_progress(request: Request, job_id: Id):
+        who(request)
+        return {"job": store.job(job_id), "annotators": store.job_progress(job_id)}
+
+    @app.get("/media/{candidate_id}")
+    def media(request: Request, candidate_id: Id):
+        who(request)
+        path = store.media_file(candidate_id)
+        return FileResponse(path, media_type=MEDIA_TYPES[path.suffix.lower()],
+                            headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _set_cookie(resp, token: str) -> None:
+    resp.set_cookie(COOKIE, token, max_age=180 * 24 * 3600, httponly=True, samesite="lax")
+
+
+def serve(db: str, host: str = "127.0.0.1", port: int = 8000, signup: bool = True) -> None:
+    """Run the app with uvicorn until interrupted."""
+    import uvicorn
+
+    app = create_app(Store(db), signup=signup)
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,86 @@
+"""Real reference animations for evaluation: held-out Fluent animated emoji as 8-frame clips + prompts.
+
+The split, the captions and the clip spacing rule come from the data area (data/splits.py,
+data/captions.py, data/clips.py), so evaluation sees exactly the clips training never saw.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.animation import read_animation
+from ..data.captions import CaptionError, caption_for, normalise
+from ..data.clips import clip_indices, frame_spacing
+from ..data.splits import split_of
+from .imageops import premultiply, resize_premultiplied, unpremultiply
+
+FLUENT_GLOB = "/work/cache/src/lobehub-fluent-emoji-anim-*/package/assets/*.webp"
+
+
+def prompt_for(stem: str) -> str:
+    """The caption of an emoji stem (data.captions), the stem itself when it is not a known emoji."""
+    try:
+        return caption_for(stem).text
+    except CaptionError:
+        return stem
+
+
+def _key(stem: str) -> str:
+    try:
+        return normalise(stem)
+    except CaptionError:
+        return stem.lower()
+
+
+def fluent_files(pattern: str = FLUENT_GLOB, split: str | None = "heldout") -> list[Path]:
+    """Animated Fluent WebPs (duplicated code-point spellings removed), optionally one split only."""
+    seen: dict[str, Path] = {}
+    for p in sorted(glob.glob(pattern)):
+        key = _key(Path(p).stem)  # '0023-fe0f-20e3' and '23-fe0f-20e3' are one emoji
+        if key not in seen:
+            seen[key] = Path(p)
+    files = [p for k, p in sorted(seen.items()) if split in (None, "all") or split_of(k) == split]
+    return files
+
+
+@dataclass
+class RealClip:
+    """One real 8-frame clip (straight RGBA uint8 (T, H, W, 4)) and a whole-loop variant of it."""
+
+    stem: str
+    clip: np.ndarray  # 8 frames at `fps` (paper 3.1: spacing rule), starting at a per-name phase
+    loop: np.ndarray  # 8 frames spread evenly over the whole (seamless) animation: a true loop
+    cond: int
+
+    @property
+    def image(self) -> np.ndarray:
+        """The conditioning image: the clip's middle frame (paper 3.1.2)."""
+        return self.clip[self.cond]
+
+
+def load_real_clip(
+    path: Path, size: int = 128, length: int = 8, fps: float = 8.0, cond: int = 3
+) -> RealClip | None:
+    """Read a Fluent animation and cut its clips; None for stills or too-short files."""
+    anim = read_animation(path)
+    n = anim.num_frames
+    if n < length:
+        return None
+    step = frame_spacing(anim.fps or 24.0, n, fps, length)
+    start = int(hashlib.sha1(path.stem.encode()).hexdigest(), 16) % n  # seamless loops: any phase
+    idx = np.array(clip_indices(n, step, start, length, loop=True))
+    loop_idx = np.round(np.arange(length) * n / length).astype(int) % n
+    loop_idx = (loop_idx + idx[cond] - loop_idx[cond]) % n  # same middle frame as the clip
+    frames = anim.frames.astype(np.float32) / 255.0
+    return RealClip(path.stem, _resize(frames[idx], size), _resize(frames[loop_idx], size), cond)
+
+
+def _resize(frames: np.ndarray, size: int) -> np.ndarray:
+    """Straight RGBA float (T, H, W, 4) -> uint8 at size x size, resampled premultiplied (no dark fringes)."""
+    p = resize_premultiplied(premultiply(frames), (size, size))
+    return np.round(unpremultiply(p) * 255).astype(np.uint8)

@@ -1,0 +1,72 @@
+"""ASGI middleware: refuse request bodies over a byte limit with 413 JSON, before any parsing.
+
+The body is read into memory (bounded by the limit) and replayed to the app, so an oversized upload
+never reaches the multipart parser or the disk. An oversized body is drained (up to a cap) before the
+413 is sent: a server that answers and closes mid-upload makes many clients report a broken pipe
+instead of the 413.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+DRAIN_FACTOR = 8  # read at most this many times the limit before giving up on a polite 413
+
+
+class BodyLimitMiddleware:
+    """Buffer POST/PUT/PATCH bodies up to `max_bytes`; larger ones get 413 `{"error": ...}`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        chunks: list[bytes] = []
+        total = 0
+        more = True
+        too_big = declared is not None and declared.isdigit() and int(declared) > self.max_bytes
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            total += len(body)
+            more = message.get("more_body", False)
+            if total > self.max_bytes:
+                too_big = True
+            if too_big:
+                if total > DRAIN_FACTOR * self.max_bytes:
+                    break
+                continue
+            chunks.append(body)
+        if too_big:
+            known = declared is not None and declared.isdigit()
+            size = f"{int(declared)} bytes" if known else f"over {self.max_bytes} bytes"
+            await _send_json(send, 413, {"error": f"request body is {size}; expected at most "
+                                                  f"{self.max_bytes} bytes (image + form fields)"})
+            return
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for a disconnect like the server would
+
+        await self.app(scope, replay, send)
+
+
+async def _send_json(send: Send, status: int, payload: dict) -> None:
+    data = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode()), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": data})
