@@ -49,7 +49,8 @@ def pg_url():
         prefix = ["runuser", "-u", "postgres", "--"]
         data.parent.chmod(0o777)
     port = free_port()
-    run = lambda *cmd: subprocess.run([*prefix, *cmd], check=True, capture_output=True, timeout=120)
+    def run(*cmd):
+        return subprocess.run([*prefix, *cmd], check=True, capture_output=True, timeout=120)
     try:
         run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         run(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data.parent / "pg.log"), "-o",

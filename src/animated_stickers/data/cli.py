@@ -70,7 +70,8 @@ def prepare(
     videos: Annotated[Path | None, typer.Option(help="a folder of your own animations/videos to add")] = None,
     videos_license: Annotated[str, typer.Option(help="license of --videos")] = "user-provided (license not checked)",
     procedural: Annotated[int, typer.Option(help="procedural animations per Fluent 3D still (0 = none)")] = 0,
-    procedural_limit: Annotated[int | None, typer.Option(help="use this many stills (evenly spread) for --procedural")] = None,
+    procedural_limit: Annotated[
+        int | None, typer.Option(help="use this many stills (evenly spread) for --procedural")] = None,
     workers: Annotated[int, typer.Option(min=1, help="analysis processes")] = 1,
     shard_size: Annotated[int, typer.Option(min=1, help="samples per shard")] = 100,
     mv: Annotated[bool, typer.Option(help="also compute the H.264 motion-vector score")] = True,

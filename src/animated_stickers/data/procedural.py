@@ -130,7 +130,8 @@ def _motion_map(name: str, size: int, box: tuple[float, float, float, float], rn
                                  * (x - left) / max(right - left, 1.0)),
         "sway": lambda x, y, p: (x - 0.12 * amp * size * rel_height(y) ** 2 * math.sin(k * p), y),
         "jelly": lambda x, y, p: (cx + (x - cx) / (1 + 0.08 * amp * math.sin(2 * k * p) * rel_height(y)),
-                                  bottom - (bottom - y) / (1 - 0.08 * amp * math.sin(2 * k * p) * rel_height(y) ** 0.5)),
+                                  bottom - (bottom - y)
+                                  / (1 - 0.08 * amp * math.sin(2 * k * p) * rel_height(y) ** 0.5)),
         "nod": lambda x, y, p: (x, y - 0.1 * amp * size * rel_height(y) ** 2 * (0.5 - 0.5 * math.cos(k * p))),
     }
     if name not in maps:

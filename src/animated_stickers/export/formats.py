@@ -12,9 +12,9 @@ What each format keeps (checked by tests/test_export_formats.py):
 - .gif: 255 colours + 1-bit alpha, see palette.py (`colors`, `gif_alpha`, `matte`, `dither`); delays are
   multiples of 10 ms, spread so the loop length stays exact.
 - .webm: VP9 `yuva420p` via PyAV (`crf`, default 32; `lossless=True` uses VP9 lossless mode, but
-  4:2:0 chroma still blurs colour edges; `speed` is libvpx cpu-used, default 4). Alpha is stored in a side channel that only the
-  `libvpx-vp9` *decoder* returns; FFmpeg's native `vp9` decoder silently drops it (yuv420p). Browsers
-  and Telegram decode it. WebM has no loop flag: players (Telegram, <video loop>) loop it.
+  4:2:0 chroma still blurs colour edges; `speed` is libvpx cpu-used, default 4). Alpha is stored in a side
+  channel that only the `libvpx-vp9` *decoder* returns; FFmpeg's native `vp9` decoder silently drops it
+  (yuv420p). Browsers and Telegram decode it. WebM has no loop flag: players (Telegram, <video loop>) loop it.
 Lossy WebP and WebM first fill the colour of fully transparent pixels from their neighbours
 (`bleed=False` skips it, for frames already filled with imaging.bleed_colour).
 Encoders merge identical consecutive frames into one longer frame (Pillow for WebP/GIF, and APNG

@@ -118,7 +118,8 @@ class ExportReport:
         """One line for logs and the CLI."""
         opts = ", ".join(f"{k}={v}" for k, v in self.options.items()) or "defaults"
         return (f"{self.path}: {self.preset} {self.format} {self.size[0]}x{self.size[1]}, {self.frames} frames, "
-                f"{self.duration_s:.2f} s @ {self.fps:.3g} fps, {self.bytes / KB:.1f} KB of {self.max_bytes / KB:.0f} KB "
+                f"{self.duration_s:.2f} s @ {self.fps:.3g} fps, "
+                f"{self.bytes / KB:.1f} KB of {self.max_bytes / KB:.0f} KB "
                 f"({opts}; {sum(not a.get('skipped') for a in self.attempts)} encode(s))")
 
     def to_dict(self) -> dict:
@@ -258,7 +259,8 @@ def export_preset(frames: Sequence[Image.Image], fps: float, preset: str | Prese
                 break
         if chosen is None:
             tried = min(a["bytes"] for a in attempts if not a.get("skipped"))
-            raise UserError(f"{preset.name}: cannot fit {preset.max_bytes / KB:.0f} KB (smallest try {tried / KB:.0f} KB "
+            raise UserError(f"{preset.name}: cannot fit {preset.max_bytes / KB:.0f} KB "
+                            f"(smallest try {tried / KB:.0f} KB "
                             f"at {plan[-1]:.3g} fps, lowest quality); use fewer frames, a lower fps or a simpler image")
         (path, i), seq, rate = chosen
         measured = _check_file(path, preset, len(seq), rate)

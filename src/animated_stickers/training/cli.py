@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
 from ..errors import one_line_errors
-
-
-def default_data_root() -> Path:
-    """Where `stickers data fetch` unpacks sources (env STICKERS_DATA_ROOT overrides)."""
-    return Path(os.environ.get("STICKERS_DATA_ROOT", "cache"))
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +16,8 @@ def register(app: typer.Typer) -> None:
         recipe: str = typer.Option("tiny", help="Built-in recipe name (tiny, paper-example, smoke) or a YAML file."),
         stage: str = typer.Option(None, help="Run only this stage (default: every stage not yet done)."),
         run_dir: Path = typer.Option(None, help="Run folder (default: runs/<recipe>)."),
-        data_root: Path = typer.Option(None, help="Data cache folder (default: $STICKERS_DATA_ROOT or ./cache)."),
+        data_root: Path = typer.Option(
+            None, help="Data cache of `stickers data fetch` (default: $STICKERS_CACHE or ~/.cache/animated-stickers)."),
         init: Path = typer.Option(None, help="Model folder to start the first stage from."),
         max_steps: int = typer.Option(None, help="Stop after this many steps in this call (resume later)."),
         set_: list[str] = typer.Option([], "--set", help="Override every stage's field, e.g. --set batch_size=2."),
@@ -32,6 +27,7 @@ def register(app: typer.Typer) -> None:
         """Train a recipe: VAE -> text-to-image -> inflate -> video stages (paper 3.1)."""
         import torch
 
+        from ..data.sources import default_cache
         from ..models.checkpoint import load_model, save_model
         from .recipes import get_recipe
         from .stages import run_recipe
@@ -39,7 +35,7 @@ def register(app: typer.Typer) -> None:
         if threads:
             torch.set_num_threads(threads)
         r = get_recipe(recipe, set_)
-        done = run_recipe(r, run_dir or Path("runs") / r.name, data_root or default_data_root(), stage, init,
+        done = run_recipe(r, run_dir or Path("runs") / r.name, data_root or default_cache(), stage, init,
                           max_steps)
         for d in done:
             typer.echo(f"stage done: {d}")

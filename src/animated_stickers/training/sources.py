@@ -22,7 +22,7 @@ from ..models.checkpoint import StickerModel
 from .banks import FrameBank, LatentBank, VideoEntry, resize_rgba
 
 KEEP_STRIDE = 2  # keep every 2nd frame of ~24 fps videos: ~12 fps, enough for 4-12 fps clips
-PROCEDURAL_STILLS = 400  # stills animated procedurally for the weakly in-domain stage
+PROCEDURAL_STILLS = 150  # stills animated procedurally for the weakly in-domain stage
 PROCEDURAL_FRAMES, PROCEDURAL_FPS = 24, 12.0  # a 2 s seamless loop
 
 
