@@ -127,19 +127,19 @@ def calibrate(
 ) -> None:
     """Run every measure on real held-out clips and broken versions; fit and report thresholds."""
     from .calibrate import run_calibration
-    from .realclips import FLUENT_GLOB, fluent_files
+    from .realclips import default_fluent_glob, fluent_files
     from .report import write_text_atomic
     from .thresholds import THRESHOLDS_FILE
 
     if split not in ("heldout", "train", "all"):
         raise UserError(f"--split '{split}': expected heldout, train or all")
-    files = fluent_files(assets or FLUENT_GLOB, split=split)
+    files = fluent_files(assets or default_fluent_glob(), split=split)
     if not files:
-        raise UserError(f"no Fluent WebPs match '{assets or FLUENT_GLOB}' in split '{split}'")
+        raise UserError(f"no Fluent WebPs match '{assets or default_fluent_glob()}' in split '{split}'")
     try:
         result = run_calibration(out, files, split, limit=limit, progress=_bar("calibrate"))
     except ValueError as e:
-        raise UserError(f"'{assets or FLUENT_GLOB}': {e}") from None
+        raise UserError(f"'{assets or default_fluent_glob()}': {e}") from None
     print(result["markdown"])
     if install:
         write_text_atomic(THRESHOLDS_FILE, (out / "thresholds.json").read_text())

@@ -19,7 +19,12 @@ from ..data.clips import clip_indices, frame_spacing
 from ..data.splits import split_of
 from .imageops import premultiply, resize_premultiplied, unpremultiply
 
-FLUENT_GLOB = "/work/cache/src/lobehub-fluent-emoji-anim-*/package/assets/*.webp"
+
+def default_fluent_glob() -> str:
+    """Fluent animated WebPs unpacked by `stickers data fetch` into the data cache."""
+    from ..data.sources import default_cache
+
+    return str(default_cache() / "src" / "lobehub-fluent-emoji-anim-*" / "package" / "assets" / "*.webp")
 
 
 def prompt_for(stem: str) -> str:
@@ -37,10 +42,10 @@ def _key(stem: str) -> str:
         return stem.lower()
 
 
-def fluent_files(pattern: str = FLUENT_GLOB, split: str | None = "heldout") -> list[Path]:
+def fluent_files(pattern: str | None = None, split: str | None = "heldout") -> list[Path]:
     """Animated Fluent WebPs (duplicated code-point spellings removed), optionally one split only."""
     seen: dict[str, Path] = {}
-    for p in sorted(glob.glob(pattern)):
+    for p in sorted(glob.glob(pattern or default_fluent_glob())):
         key = _key(Path(p).stem)  # '0023-fe0f-20e3' and '23-fe0f-20e3' are one emoji
         if key not in seen:
             seen[key] = Path(p)

@@ -27,9 +27,13 @@ def _stage_rows(run_dir: Path, stages: list[dict]) -> list[dict]:
     return rows
 
 
-def write_model_card(run_dir: Path, out_dir: Path, threads: int, extra: str = "") -> Path:
-    """MODEL_CARD.md from RUN/recipe.json and each stage's metrics.jsonl; `extra` is appended verbatim."""
+def write_model_card(run_dir: Path, out_dir: Path, threads: int, extra: str = "", upto: str | None = None) -> Path:
+    """MODEL_CARD.md from RUN/recipe.json and each stage's metrics.jsonl (stages up to `upto`, default all);
+    `extra` is appended verbatim."""
     recipe = json.loads((run_dir / "recipe.json").read_text())
+    if upto:
+        names = [s["name"] for s in recipe["stages"]]
+        recipe["stages"] = recipe["stages"][: names.index(upto) + 1]
     config = json.loads((out_dir / "config.json").read_text())
     rows = _stage_rows(run_dir, recipe["stages"])
     lines = [

@@ -60,7 +60,8 @@ def _stage(name: str, kind: str, steps: int, **kw) -> dict:
 RECIPES: dict[str, dict] = {
     # The default CPU model (this project's weights/tiny): 128 px canvas, 16x16 latents.
     "tiny": {"name": "tiny", "preset": "tiny", "stages": [
-        _stage("vae", "vae", 3500, lr=5e-4, batch_size=8, crop=64, warmup=50, ema_decay=0.995, checkpoint_every=100),
+        _stage("vae", "vae", 3500, lr=5e-4, batch_size=8, crop=64, data={"fluent": 1.0, "stills": 1.0},
+               warmup=50, ema_decay=0.995, checkpoint_every=100),
         _stage("t2i", "t2i", 500, lr=3e-4, batch_size=16, data={"stills": 1.0, "fluent": 1.0},
                prediction_type="v_prediction", ema_decay=0.998),
         _stage("motion-pretrain", "video", 100, lr=3e-4, batch_size=4, freeze_spatial=True, fps="8",

@@ -1,0 +1,84 @@
+"""The sampling loop over a diffusers scheduler (solvers are diffusers'; nothing is re-implemented).
+
+Schedulers share the training betas (schedules.scheduler_kwargs: eps or v, zero terminal SNR):
+- "dpm":    DPM-Solver++(2M), timesteps uniform in logSNR with the zero-SNR fix
+            (schedules.logsnr_timesteps), final sigma 0. The default (paper 3.3.1).
+- "dpm-lu": the same solver on diffusers' own `use_lu_lambdas` grid (for comparison: with zero SNR
+            it spends ~1/3 of the steps at t >= 983).
+- "ddim":   DDIM (eta 0), trailing spacing (the first step at t = 999, pure noise with zero SNR); the
+            result is the last step's predicted x0 (the last prev_sample carries noise whenever the
+            final alpha_bar is not 1, e.g. `set_alpha_to_one=False`).
+- "ddpm":   ancestral DDPM, trailing spacing, noise from the given generators.
+No clipping anywhere: latents are not bounded to [-1, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+from ..config import ModelConfig
+from .schedules import logsnr_timesteps, scheduler_kwargs, train_scheduler
+
+SCHEDULERS = ("dpm", "dpm-lu", "ddim", "ddpm")
+
+# denoise(x_in, t, step_index) -> model output in the scheduler's prediction type.
+DenoiseFn = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
+def make_scheduler(cfg: ModelConfig, name: str = "dpm", steps: int = 15) -> SchedulerMixin:
+    """A fresh scheduler (they are stateful) with its `steps` timesteps set."""
+    kw = scheduler_kwargs(cfg)
+    if steps < 1:
+        raise ValueError(f"steps={steps}: expected at least 1")
+    if name in ("dpm", "dpm-lu"):
+        s = DPMSolverMultistepScheduler(**kw, algorithm_type="dpmsolver++", solver_order=2,
+                                        final_sigmas_type="zero", use_lu_lambdas=name == "dpm-lu")
+        if name == "dpm-lu":
+            s.set_timesteps(steps)
+        else:
+            s.set_timesteps(timesteps=logsnr_timesteps(train_scheduler(cfg).alphas_cumprod, steps))
+    elif name == "ddim":
+        s = DDIMScheduler(**kw, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
+        s.set_timesteps(steps)
+    elif name == "ddpm":
+        s = DDPMScheduler(**kw, clip_sample=False, timestep_spacing="trailing")
+        s.set_timesteps(steps)
+    else:
+        raise ValueError(f"unknown scheduler '{name}': expected one of {', '.join(SCHEDULERS)}")
+    return s
+
+
+def initial_noise(shape: tuple[int, ...], seeds: list[int], device: str | torch.device = "cpu") -> torch.Tensor:
+    """x_T for a batch: item i is drawn from its own generator seeded `seeds[i]`, so a sticker's
+    result does not depend on what else is in the batch."""
+    if len(seeds) != shape[0]:
+        raise ValueError(f"{len(seeds)} seeds for a batch of {shape[0]}")
+    return torch.cat([torch.randn((1, *shape[1:]), generator=torch.Generator(device).manual_seed(s), device=device)
+                      for s in seeds])
+
+
+def generators(seeds: list[int], device: str | torch.device = "cpu") -> list[torch.Generator]:
+    """Per-item generators for stochastic solvers (DDPM), offset so they differ from the x_T draw."""
+    return [torch.Generator(device).manual_seed(s + 1_000_003) for s in seeds]
+
+
+def sample(denoise: DenoiseFn, scheduler: SchedulerMixin, noise: torch.Tensor,
+           generator: list[torch.Generator] | torch.Generator | None = None,
+           callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Integrate from x_T = noise to x_0 with `scheduler`; returns the clean latents (float32)."""
+    x = noise.float() * scheduler.init_noise_sigma
+    timesteps = scheduler.timesteps
+    x0 = None
+    for i, t in enumerate(timesteps):
+        out = denoise(scheduler.scale_model_input(x, t), t, i).float()
+        step = scheduler.step(out, t, x, generator=generator)
+        x = step.prev_sample
+        x0 = getattr(step, "pred_original_sample", None)
+        if callback is not None:
+            callback(i + 1, len(timesteps))
+    # DDIM/DDPM: the last predicted x0 (clean by construction). DPM (no x0 in its output): final sigma is 0.
+    return x0 if x0 is not None else x

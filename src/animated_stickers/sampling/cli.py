@@ -1,0 +1,213 @@
+"""`stickers animate`, `stickers generate`, `stickers bench`: thin wiring around sampling/ and export/."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UserError, one_line_errors
+
+Opt = typer.Option  # short alias: keeps the option tables below readable
+SCHEDULER_HELP = "dpm (DPM-Solver++ 2M, logSNR grid), dpm-lu, ddim or ddpm."
+
+
+def _params(model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16):
+    from .pipeline import check_params, with_overrides
+
+    return check_params(with_overrides(model.sampling, seed=seed, steps=steps, image_guidance=image_guidance,
+                                       text_guidance=text_guidance, guided_steps=guided_steps,
+                                       scheduler=scheduler, dtype="bfloat16" if bf16 else None))
+
+
+def _speed(jit: bool, threads: int):
+    from .optimize import SpeedOptions, set_threads
+
+    set_threads(threads or None)
+    return SpeedOptions(jit=jit)
+
+
+def _write_frames(frames, folder: Path, stem: str) -> None:
+    """PNG frames stem_00.png ... each written to a temp file and renamed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(frames):
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}_{i:02d}.", suffix=".part")
+        os.close(fd)
+        try:
+            f.save(tmp, format="PNG")
+            os.replace(tmp, folder / f"{stem}_{i:02d}.png")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _write(frames, out: Path, fps: float, preset: str | None) -> Path:
+    if preset:
+        from ..export.presets import export_preset
+
+        return export_preset(frames, fps, preset, out).path
+    from ..export.formats import write_animation
+
+    return write_animation(frames, out, fps)
+
+
+class _Bar:
+    """A tqdm bar over all sampling steps of all batches (stderr)."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="step", leave=False)
+        self.base = 0
+
+    def callback(self, done: int, total: int) -> None:
+        self.bar.n = self.base + done
+        self.bar.refresh()
+        if done == total:
+            self.base += total
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add `animate`, `generate` and `bench` to the `stickers` app."""
+
+    @app.command()
+    @one_line_errors
+    def animate(
+        images: Annotated[list[Path] | None, typer.Argument(
+            help="Sticker images (PNG/WebP/JPEG): RGBA, or on a plain background.")] = None,
+        prompt: Annotated[list[str] | None, Opt("--prompt", "-p",
+                                                help="Motion prompt: one for all, or one per image.")] = None,
+        out: Annotated[Path | None, Opt("--out", "-o", help="Output file (.webp .gif .png .webm); a folder for "
+                                                           "several images.")] = None,
+        inputs: Annotated[Path | None, Opt(help='Folder of images + prompts.json [{"image", "prompt"}].')] = None,
+        outputs: Annotated[Path | None, Opt(help="Folder for --inputs results, one file per image stem.")] = None,
+        fmt: Annotated[str, Opt("--format", help="Format for folder outputs: webp, gif, png, webm.")] = "webp",
+        preset: Annotated[str | None, Opt(help="Messenger preset (telegram, whatsapp, ...) instead of a "
+                                               "format.")] = None,
+        model: Annotated[Path | None, Opt(help="Video model folder (default weights/tiny).")] = None,
+        seed: Annotated[int | None, Opt(help="Noise seed (sticker i of a call uses seed + i).")] = None,
+        steps: Annotated[int | None, Opt(help="Solver steps (model default: 15).")] = None,
+        image_guidance: Annotated[float | None, Opt(help="sigma_I, image guidance scale (paper: 7.5-9).")] = None,
+        text_guidance: Annotated[float | None, Opt(help="sigma_T, text guidance scale (paper: 1.5-3).")] = None,
+        guided_steps: Annotated[int | None, Opt(help="Adaptive guidance: full guidance for the first k steps.")] = None,
+        scheduler: Annotated[str | None, Opt(help=SCHEDULER_HELP)] = None,
+        frames_out: Annotated[Path | None, Opt(help="Also write PNG frames here (stem_00.png ...).")] = None,
+        fps: Annotated[float, Opt(help="Playback rate of the frames.")] = 8.0,
+        batch_size: Annotated[int, Opt(min=1, help="Stickers per sampling call.")] = 4,
+        bf16: Annotated[bool, Opt(help="bfloat16 autocast (faster on CPUs with AMX/AVX512-bf16).")] = False,
+        jit: Annotated[bool, Opt(help="TorchScript trace + freeze the UNet (checked against eager).")] = False,
+        threads: Annotated[int, Opt(help="torch threads (0 = all cores).")] = 0,
+    ) -> None:
+        """Animate sticker(s): image + prompt -> looping transparent animation (8 frames)."""
+        from ..export.presets import get_preset
+        from ..export.retime import check_fps
+        from .jobs import plan_jobs
+        from .pipeline import AnimatePipeline
+
+        check_fps(fps)
+        if preset:
+            fmt = get_preset(preset).suffix
+        if frames_out and frames_out.exists() and not frames_out.is_dir():
+            raise UserError(f"--frames-out '{frames_out}' is a file: expected a folder")
+        pipe = AnimatePipeline.from_dir(model, _speed(jit, threads))
+        params = _params(pipe.model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16)
+        jobs = plan_jobs(images or [], prompt or [], out, inputs, outputs, fmt, pipe.model.cfg.resolution, preset)
+        batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
+        bar = _Bar(len(batches) * params.steps, f"animating {len(jobs)} sticker(s)")
+        try:
+            for batch in batches:
+                results = pipe.animate_stickers([j.sticker for j in batch], [j.prompt for j in batch], params,
+                                                bar.callback)
+                for job, frames in zip(batch, results):
+                    written = _write(frames, job.out, fps, preset)
+                    if frames_out:
+                        _write_frames(frames, frames_out, job.stem)
+                    bar.bar.write(f"wrote {written}")
+        finally:
+            bar.close()
+
+    @app.command()
+    @one_line_errors
+    def generate(
+        prompt: Annotated[str, Opt("--prompt", "-p", help="What the sticker shows and does.")],
+        out: Annotated[Path, Opt("--out", "-o", help="Output animation (.webp .gif .png .webm).")],
+        still_out: Annotated[Path | None, Opt(help="Also save the generated still sticker (PNG).")] = None,
+        t2i_model: Annotated[Path | None, Opt(help="Text-to-image model folder (default weights/tiny-t2i).")] = None,
+        model: Annotated[Path | None, Opt(help="Video model folder (default weights/tiny).")] = None,
+        seed: Annotated[int | None, Opt(help="Noise seed for both stages.")] = None,
+        steps: Annotated[int | None, Opt(help="Solver steps for both stages.")] = None,
+        t2i_guidance: Annotated[float | None, Opt(help="Text guidance scale of the still.")] = None,
+        image_guidance: Annotated[float | None, Opt(help="sigma_I of the animation.")] = None,
+        text_guidance: Annotated[float | None, Opt(help="sigma_T of the animation.")] = None,
+        fps: Annotated[float, Opt(help="Playback rate of the frames.")] = 8.0,
+        preset: Annotated[str | None, Opt(help="Messenger preset instead of the --out suffix's format.")] = None,
+        bf16: Annotated[bool, Opt(help="bfloat16 autocast.")] = False,
+        threads: Annotated[int, Opt(help="torch threads (0 = all cores).")] = 0,
+    ) -> None:
+        """Text -> still sticker (text-to-image model) -> animated sticker: the factorised pipeline."""
+        from ..export.presets import get_preset
+        from ..export.retime import check_fps
+        from .jobs import check_out_file
+        from .pipeline import AnimatePipeline, TextToImagePipeline, check_params, with_overrides
+        from .preprocess import prepare_sticker, validate_prompt
+
+        text = validate_prompt(prompt)
+        check_fps(fps)
+        if preset:
+            get_preset(preset)
+        check_out_file(out, preset)
+        speed = _speed(False, threads)
+        t2i = TextToImagePipeline.from_dir(t2i_model, speed)
+        video = AnimatePipeline.from_dir(model, speed)
+        still_params = check_params(with_overrides(t2i.model.sampling, seed=seed, steps=steps,
+                                                   text_guidance=t2i_guidance, dtype="bfloat16" if bf16 else None))
+        params = _params(video.model, seed, steps, image_guidance, text_guidance, None, None, bf16)
+        bar = _Bar(still_params.steps + params.steps, "generating")
+        try:
+            still = t2i.generate([text], still_params, bar.callback)[0]
+            if still_out:
+                from ..export.formats import atomic_output
+
+                with atomic_output(Path(still_out)) as tmp:
+                    still.save(tmp, format="PNG")
+            sticker = prepare_sticker(still, "generated still", video.model.cfg.resolution, key=False)
+            frames = video.animate_stickers([sticker], [text], params, bar.callback)[0]
+            written = _write(frames, out, fps, preset)
+        finally:
+            bar.close()
+        typer.echo(f"wrote {written}")
+
+    @app.command()
+    @one_line_errors
+    def bench(
+        json_out: Annotated[bool, Opt("--json", help="Print one JSON object (otherwise a table).")] = False,
+        model: Annotated[Path | None, Opt(help="Video model folder (default weights/tiny, else a random one).")] = None,
+        random: Annotated[bool, Opt(help="Use a random tiny model (works without trained weights).")] = False,
+        distilled: Annotated[Path | None, Opt(help="Distilled model folder for the 'distilled' slot.")] = None,
+        repeats: Annotated[int, Opt(min=1, help="Timed repeats per measurement (median).")] = 1,
+        batch: Annotated[int, Opt(min=1, help="Batch size of the per-sticker-at-batch measurement.")] = 4,
+        configs: Annotated[str | None, Opt(help="Comma-separated subset: naive, dpm15, dpm15-adaptive, "
+                                                "dpm15-adaptive-optimized, distilled.")] = None,
+        threads: Annotated[int, Opt(help="torch threads (0 = all cores).")] = 0,
+        save: Annotated[Path | None, Opt(help="Also write the JSON to this file.")] = None,
+    ) -> None:
+        """Benchmark naive vs DPM-Solver vs adaptive vs optimised sampling (paper 3.3.1)."""
+        from .bench import format_table, run_bench
+
+        if model is not None and random:
+            raise UserError("give --model DIR or --random, not both")
+        result = run_bench(model=model, random=random, distilled=distilled, repeats=repeats, batch=batch,
+                           only=configs.split(",") if configs else None, threads=threads or None)
+        text = json.dumps(result, indent=2)
+        if save:
+            from ..export.formats import atomic_output
+
+            with atomic_output(Path(save)) as tmp:
+                tmp.write_text(text + "\n")
+        typer.echo(text if json_out else format_table(result))

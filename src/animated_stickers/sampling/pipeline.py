@@ -1,0 +1,217 @@
+"""Sticker + prompt -> 8 RGBA frames: the inference pipeline (paper 2.1, 3.1.2, 3.3.1).
+
+AnimatePipeline.animate, step by step:
+1. prepare each image (preprocess.py): RGBA, key a plain background if it has no alpha, fit it on
+   the model's square canvas (aspect kept, transparent padding);
+2. c_I = VAE latent of each sticker (B, C, h, w); c_T = the prompt projected once per call
+   (`unet.context_proj`), the null text = the projected "" prompt;
+3. sample video latents (B, C, T, h, w) from per-sticker seeded noise with the chosen scheduler and
+   IP2P dual guidance (three branches in one batched forward), adaptive after `guided_steps`;
+4. decode all B*T frames with the VAE, crop/resize each frame back to the input's size;
+5. frame `cfg.cond_frame` (the 4th of 8, middle-frame conditioning) is replaced by the input sticker
+   itself (keyed, at its own size), not its VAE reconstruction: the user's image appears exactly.
+Several stickers go through steps 2-4 as one batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..config import SamplingConfig
+from ..diffusion.guidance import DualGuidance, IP2PConditions, TextGuidance
+from ..diffusion.sampler import SCHEDULERS, generators, initial_noise, make_scheduler, sample
+from ..errors import UserError
+from ..models.checkpoint import DEFAULT_MODEL_DIR, ModelLoadError, StickerModel, load_model, read_config
+from .optimize import FastUNet, SpeedOptions, autocast
+from .preprocess import Sticker, prepare_sticker, restore, validate_prompt
+
+Progress = Callable[[int, int], None]
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@contextlib.contextmanager
+def _timed(stats: dict[str, float], key: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    stats[key] = time.perf_counter() - t0
+
+
+def load_stage_model(path: str | Path | None, stage: str, default: Path, flag: str = "--model") -> StickerModel:
+    """Load a model folder of the given stage ('video' or 't2i'), with one-line errors."""
+    folder = Path(path) if path else default
+    if path is None and not (folder / "config.json").is_file():
+        raise ModelLoadError(f"default model '{folder}' is missing: train it (stickers train) or pass {flag} DIR")
+    got = read_config(folder).get("stage", "video")
+    if got != stage:
+        raise ModelLoadError(f"model folder '{folder}' holds a '{got}' model: expected a '{stage}' model")
+    return load_model(folder)
+
+
+def check_params(params: SamplingConfig) -> SamplingConfig:
+    """UserError for sampling settings out of range; returns params."""
+    if params.scheduler not in SCHEDULERS:
+        raise UserError(f"scheduler '{params.scheduler}': expected one of {', '.join(SCHEDULERS)}")
+    if not 1 <= params.steps <= 1000:
+        raise UserError(f"steps={params.steps}: expected 1 to 1000")
+    if params.guided_steps < 0:
+        raise UserError(f"guided_steps={params.guided_steps}: expected 0 or more")
+    if params.dtype not in DTYPES:
+        raise UserError(f"dtype '{params.dtype}': expected one of {', '.join(DTYPES)}")
+    for name in ("image_guidance", "text_guidance"):
+        if not 0 <= getattr(params, name) <= 50:
+            raise UserError(f"{name}={getattr(params, name)}: expected 0 to 50")
+    return params
+
+
+def to_tensor(images: list[Image.Image]) -> torch.Tensor:
+    """RGBA PIL images (same size) -> (N, 4, H, W) float in [0, 1]."""
+    arr = np.stack([np.asarray(im.convert("RGBA"), np.float32) / 255.0 for im in images])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+
+def to_images(frames: torch.Tensor) -> list[Image.Image]:
+    """(N, 4, H, W) straight RGBA in [0, 1] -> RGBA PIL images."""
+    arr = (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(a, "RGBA") for a in arr]
+
+
+class AnimatePipeline:
+    """Animate stickers with a video StickerModel; see the module docstring for the steps."""
+
+    def __init__(self, model: StickerModel, speed: SpeedOptions | None = None,
+                 batched_guidance: bool = True) -> None:
+        if model.stage != "video":
+            raise UserError(f"AnimatePipeline needs a video model, got a '{model.stage}' model")
+        self.model = model.eval()
+        self.speed = speed or SpeedOptions()
+        self.batched_guidance = batched_guidance  # False: three forwards per guided step (naive baseline)
+        self.net = FastUNet(model.unet, self.speed)
+        self.stats: dict[str, float] = {}  # the last call: NFE, UNet calls, seconds per stage
+
+    @classmethod
+    def from_dir(cls, path: str | Path | None = None, speed: SpeedOptions | None = None) -> AnimatePipeline:
+        """Load a model folder (None: the default `weights/tiny`)."""
+        return cls(load_stage_model(path, "video", DEFAULT_MODEL_DIR), speed)
+
+    # ------------------------------------------------------------------ public
+    def animate(self, images: list[Image.Image], prompts: list[str], params: SamplingConfig | None = None,
+                progress: Progress | None = None) -> list[list[Image.Image]]:
+        """One batched call: per input, `num_frames` RGBA frames at the input's own size and aspect."""
+        names = [getattr(im, "filename", "") or f"#{i + 1}" for i, im in enumerate(images)]
+        stickers = [prepare_sticker(im, n, self.model.cfg.resolution) for im, n in zip(images, names)]
+        return self.animate_stickers(stickers, prompts, params, progress)
+
+    def animate_stickers(self, stickers: list[Sticker], prompts: list[str], params: SamplingConfig | None = None,
+                         progress: Progress | None = None) -> list[list[Image.Image]]:
+        """Like `animate` for already prepared stickers (preprocess.prepare_sticker)."""
+        if not stickers:
+            raise UserError("no images given: expected at least one sticker")
+        if len(prompts) == 1 and len(stickers) > 1:
+            prompts = prompts * len(stickers)
+        if len(prompts) != len(stickers):
+            raise UserError(f"{len(prompts)} prompts for {len(stickers)} images: expected one each (or one for all)")
+        prompts = [validate_prompt(p) for p in prompts]
+        video = self.generate_video(to_tensor([s.canvas for s in stickers]), prompts, params, progress)
+        cond = self.model.cfg.cond_frame
+        out = []
+        for s, frames in zip(stickers, video):  # frames (4, T, H, W)
+            seq = [restore(f, s.placement) for f in to_images(frames.transpose(0, 1))]
+            seq[cond] = s.rgba.copy()
+            out.append(seq)
+        return out
+
+    # ------------------------------------------------------------------ steps
+    @torch.no_grad()
+    def generate_video(self, canvases: torch.Tensor, prompts: list[str], params: SamplingConfig | None = None,
+                       progress: Progress | None = None) -> torch.Tensor:
+        """Canvas stickers (B, 4, H, W) in [0, 1] + prompts -> videos (B, 4, T, H, W) straight RGBA."""
+        params = check_params(params or self.model.sampling)
+        self.stats = {}
+        with _timed(self.stats, "vae_encode_s"):
+            image_latent = self.model.vae.encode(canvases)  # (B, C, h, w) c_I
+        with _timed(self.stats, "text_encode_s"):
+            cond = self.conditions(prompts, image_latent)
+        with _timed(self.stats, "sampling_s"):
+            latents = self.sample_latents(cond, params, progress)
+        with _timed(self.stats, "vae_decode_s"):
+            return self.decode(latents, params)
+
+    def conditions(self, prompts: list[str], image_latent: torch.Tensor) -> IP2PConditions:
+        """Text encoded and projected once per call (not per frame, not per step)."""
+        states = self.model.text(list(prompts) + [""])
+        context = self.model.unet.context_proj(states)  # (B + 1, L, D)
+        null = context[-1:].expand(len(prompts), -1, -1)
+        return IP2PConditions(context=context[:-1], null_context=null, image_latent=image_latent)
+
+    def sample_latents(self, cond: IP2PConditions, params: SamplingConfig,
+                       progress: Progress | None = None) -> torch.Tensor:
+        """Video latents (B, C, T, h, w) from seeded noise with IP2P + adaptive guidance."""
+        cfg = self.model.cfg
+        b, c, h, w = cond.image_latent.shape
+        seeds = [params.seed + i for i in range(b)]
+        scheduler = make_scheduler(cfg, params.scheduler, params.steps)
+        guidance = DualGuidance(params.image_guidance, params.text_guidance, params.guided_steps,
+                                self.batched_guidance)
+        self.net.dtype = DTYPES[params.dtype]
+        noise = initial_noise((b, c, cfg.num_frames, h, w), seeds)
+        self.net.calls.clear()
+        latents = sample(lambda x, t, i: guidance(self.net, x, t, cond, i), scheduler, noise,
+                         generator=generators(seeds), callback=progress)
+        self.stats.update(nfe=guidance.nfe, forwards=guidance.forwards, steps=len(scheduler.timesteps),
+                          unet_s=sum(sec for _, sec in self.net.calls))
+        return latents
+
+    def decode(self, latents: torch.Tensor, params: SamplingConfig) -> torch.Tensor:
+        """Latents (B, C, T, h, w) -> straight RGBA (B, 4, T, H, W) in [0, 1]."""
+        with autocast(DTYPES[params.dtype]):
+            return self.model.vae.decode(latents).float()
+
+
+class TextToImagePipeline:
+    """Prompt -> one still RGBA sticker with a text-to-image StickerModel (text CFG, no image)."""
+
+    def __init__(self, model: StickerModel, speed: SpeedOptions | None = None) -> None:
+        if model.stage != "t2i":
+            raise UserError(f"TextToImagePipeline needs a text-to-image model, got a '{model.stage}' model")
+        self.model = model.eval()
+        self.net = FastUNet(model.unet, speed or SpeedOptions())
+
+    @classmethod
+    def from_dir(cls, path: str | Path | None = None, speed: SpeedOptions | None = None) -> TextToImagePipeline:
+        """Load a t2i model folder (None: `weights/tiny-t2i`)."""
+        return cls(load_stage_model(path, "t2i", DEFAULT_MODEL_DIR.parent / "tiny-t2i", "--t2i-model"), speed)
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], params: SamplingConfig | None = None,
+                 progress: Progress | None = None) -> list[Image.Image]:
+        """One canvas-sized RGBA still per prompt (batched)."""
+        params = check_params(params or self.model.sampling)
+        prompts = [validate_prompt(p) for p in prompts]
+        cfg = self.model.cfg
+        context = self.model.unet.context_proj(self.model.text(list(prompts) + [""]))
+        null = context[-1:].expand(len(prompts), -1, -1)
+        seeds = [params.seed + i for i in range(len(prompts))]
+        scheduler = make_scheduler(cfg, params.scheduler, params.steps)
+        guidance = TextGuidance(params.text_guidance)
+        self.net.dtype = DTYPES[params.dtype]
+        noise = initial_noise((len(prompts), cfg.vae.latent_channels, 1, cfg.latent_size, cfg.latent_size), seeds)
+        self.net.calls.clear()
+        latents = sample(lambda x, t, i: guidance(self.net, x, t, context[:-1], null, i), scheduler, noise,
+                         generator=generators(seeds), callback=progress)
+        with autocast(DTYPES[params.dtype]):
+            rgba = self.model.vae.decode(latents[:, :, 0]).float()
+        return to_images(rgba)
+
+
+def with_overrides(params: SamplingConfig, **changes) -> SamplingConfig:
+    """A copy of `params` with the non-None `changes` applied; guided_steps capped at steps."""
+    p = dataclasses.replace(params, **{k: v for k, v in changes.items() if v is not None})
+    return dataclasses.replace(p, guided_steps=min(p.guided_steps, p.steps))
