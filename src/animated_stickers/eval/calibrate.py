@@ -20,7 +20,7 @@ from PIL import Image
 
 from .broken import BREAKERS, OUTLINED, TARGETS, add_white_outline
 from .measures import CRITERIA, make_clip, measure_all
-from .realclips import RealClip, load_real_clip
+from .realclips import RealClip, load_real_clips
 from .thresholds import Threshold
 
 REAL_KINDS = ("real", "real_lossy", "real_loop", "real_outlined")
@@ -92,13 +92,7 @@ def collect(
 ) -> CalibrationData:
     """Measure real and broken versions of every animated file (stills skipped) up to `limit` clips."""
     data = CalibrationData()
-    clips: list[RealClip] = []
-    for path in progress(files):
-        if limit is not None and len(clips) >= limit:
-            break
-        rc = load_real_clip(path, size=size)
-        if rc is not None:
-            clips.append(rc)
+    clips = load_real_clips(files, limit, size, progress)
     for i, rc in enumerate(progress(clips)):
         other = clips[(i + len(clips) // 2) % len(clips)] if len(clips) > 1 else None
         for kind, measured in measure_variants(rc, other).items():

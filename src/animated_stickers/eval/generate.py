@@ -7,7 +7,6 @@ Writes a folder pair `inputs/` (PNG stills + prompts.json) and `outputs/` (one W
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -15,31 +14,15 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
-from .realclips import RealClip, fluent_files, load_real_clip, prompt_for
+from .realclips import RealClip, fluent_files, load_real_clips, prompt_for
 from .report import write_text_atomic
 
 
 def _save_animation(frames: list[Image.Image], path: Path, fps: float = 8.0) -> Path:
-    """Lossless looping WebP via the export area when present, else Pillow directly (atomic either way)."""
-    try:
-        from ..export.formats import write_animation
-    except ModuleNotFoundError:
-        write_animation = None
-    if write_animation is not None:
-        return write_animation(frames, path, fps=fps, lossless=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frames[0].save(
-        tmp,
-        format="WEBP",
-        save_all=True,
-        append_images=frames[1:],
-        duration=round(1000 / fps),
-        loop=0,
-        lossless=True,
-        exact=True,
-    )
-    os.replace(tmp, path)
-    return path
+    """Lossless looping WebP, written atomically by the export area."""
+    from ..export.formats import write_animation
+
+    return write_animation(frames, path, fps=fps, lossless=True)
 
 
 def real_clips(
@@ -51,13 +34,7 @@ def real_clips(
 ) -> list[RealClip]:
     """Up to `limit` animated clips of `split` (stills skipped), at `size` px."""
     files = fluent_files(pattern, split=split) if pattern else fluent_files(split=split)
-    clips: list[RealClip] = []
-    for path in progress(files):
-        if limit is not None and len(clips) >= limit:
-            break
-        rc = load_real_clip(path, size=size)
-        if rc is not None:
-            clips.append(rc)
+    clips = load_real_clips(files, limit, size, progress)
     if not clips:
         raise UserError(
             f"no animated Fluent clips found for split '{split}' (expected files under the npm cache)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,20 @@ def load_real_clip(
     loop_idx = (loop_idx + idx[cond] - loop_idx[cond]) % n  # same middle frame as the clip
     frames = anim.frames.astype(np.float32) / 255.0
     return RealClip(path.stem, _resize(frames[idx], size), _resize(frames[loop_idx], size), cond)
+
+
+
+def load_real_clips(files: Iterable[Path], limit: int | None, size: int,
+                    progress: Callable[[Iterable], Iterable] = iter) -> list[RealClip]:
+    """Real clips of `files` in order (stills and too-short files skipped), at most `limit` of them."""
+    clips: list[RealClip] = []
+    for path in progress(files):
+        if limit is not None and len(clips) >= limit:
+            break
+        rc = load_real_clip(path, size=size)
+        if rc is not None:
+            clips.append(rc)
+    return clips
 
 
 def _resize(frames: np.ndarray, size: int) -> np.ndarray:
