@@ -206,3 +206,19 @@ def test_bad_thresholds_file_is_one_line_error(tmp_path):
     p.write_text(json.dumps({"criteria": {"existence": {"threshold": 0.1}}}))
     with pytest.raises(UserError, match="consistency"):
         load_thresholds(p)
+
+
+def test_colour_drift_is_zero_for_a_moving_same_colour_body_and_large_for_recoloured_frames():
+    from animated_stickers.eval.measures import colour_drift, make_clip
+
+    size, t = 32, 8
+    yy, xx = np.mgrid[0:size, 0:size]
+    frames = np.zeros((t, size, size, 4), np.float32)
+    for i in range(t):  # a red disc sliding right: motion, but the colour mix never changes
+        disc = (yy - 16) ** 2 + (xx - 10 - i) ** 2 < 36
+        frames[i][disc] = [1.0, 0.1, 0.1, 1.0]
+    moving = make_clip(frames, frames[3], 3)
+    assert colour_drift(moving) < 1e-6
+    recoloured = frames.copy()
+    recoloured[6][..., :3] = np.where(recoloured[6][..., 3:] > 0, [0.1, 0.1, 1.0], 0)  # frame 6 turns blue
+    assert colour_drift(make_clip(recoloured, frames[3], 3)) > 0.99

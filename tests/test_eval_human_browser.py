@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from sqlalchemy import select
 
@@ -13,25 +11,7 @@ from animated_stickers.eval.human.questions import QUESTIONS
 from animated_stickers.eval.human.store import Answer, Assignment, Item, Store
 from test_eval_human_support import make_eval_folder, make_hitl_folder, server_thread
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
-    with sync_api.sync_playwright() as p:
-        try:
-            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        except Exception as e:  # noqa: BLE001 - any launch failure means "cannot test here"
-            pytest.skip(f"chromium cannot be launched: {str(e).splitlines()[0]}")
-        yield b
-        b.close()
 
 
 def answer_all_yes(page, skip=()):

@@ -46,14 +46,14 @@ def test_animate_one_image_writes_a_looping_rgba_webp_and_frames(models, images,
     out, frames_dir = tmp_path / "out" / "cat.webp", tmp_path / "frames"
     out.parent.mkdir()
     r = run("animate", images[0], "--prompt", "waving hello", "--out", out, "--model", models / "video",
-            "--frames-out", frames_dir, "--seed", "3", *FAST)
+            "--frames-out", frames_dir, "--seed", "3", "--paste-input", *FAST)
     assert r.exit_code == 0, r.output
     frames, fps = read_frames(out)
     assert len(frames) == 8 and fps == pytest.approx(8.0)
     assert frames[0].size == (96, 64) and frames[0].mode == "RGBA"
     with Image.open(out) as im:
         assert im.info.get("loop") == 0  # loops forever
-    # The conditioning frame (4th of 8) is the input sticker itself (lossless WebP; the colour hidden
+    # With --paste-input the conditioning frame (4th of 8) is the input sticker itself (lossless WebP; the colour hidden
     # under alpha 0 is the writer's business).
     got, want = np.asarray(frames[3]), np.asarray(Image.open(images[0]).convert("RGBA"))
     visible = want[..., 3] > 0
@@ -175,3 +175,18 @@ def test_bench_json_reports_nfe_floor_and_memory(models):
         assert row[key] > 0
     assert 0.5 < row["floor_ratio"] < 5 and "peak_memory_mb" in row
     assert result["cross_attention"]["layers"] > 0
+
+
+def test_bench_resolutions_times_each_canvas_and_rejects_bad_sizes(tmp_path):
+    r = run("bench", "--resolutions", "32,64", "--json", "--threads", "1", "--save", tmp_path / "r.json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["rows"]
+    assert [row["resolution"] for row in rows] == [32, 64]
+    assert [row["latent"][2] for row in rows] == [4, 8]  # f8 VAE: the latents grow with the canvas
+    assert rows[0]["train_step_x"] == 1.0 and rows[0]["sample_x"] == 1.0
+    assert all(row["train_step_s"] > 0 and row["sample_s"] > 0 for row in rows)
+    assert json.loads((tmp_path / "r.json").read_text())["rows"][1]["resolution"] == 64
+    bad = run("bench", "--resolutions", "128,abc")
+    assert bad.exit_code != 0 and "--resolutions '128,abc'" in bad.stderr
+    bad = run("bench", "--resolutions", "100")
+    assert bad.exit_code != 0 and "--resolutions 100" in bad.stderr

@@ -29,7 +29,7 @@ def arrays(frames):
 
 def test_animate_batch_returns_8_frames_at_each_input_size_with_the_input_at_the_cond_frame(pipe):
     a, b = sticker(96, 64, seed=1), sticker(40, 70, seed=2)
-    out = pipe.animate([a, b], ["waving", "jumping"], FAST)
+    out = pipe.animate([a, b], ["waving", "jumping"], dataclasses.replace(FAST, paste_input=True))
     assert [len(v) for v in out] == [8, 8]
     assert {f.size for f in out[0]} == {(96, 64)} and {f.size for f in out[1]} == {(40, 70)}
     assert all(f.mode == "RGBA" for v in out for f in v)
@@ -89,3 +89,28 @@ def test_text_to_image_stage_makes_canvas_sized_stills():
     assert [s.size for s in stills] == [(64, 64)] * 2 and stills[0].mode == "RGBA"
     with pytest.raises(UserError, match="needs a video model"):
         AnimatePipeline(tiny_model(video=False))
+
+
+@pytest.mark.parametrize("target", ["frames", "residual"])
+def test_anchored_cond_frame_is_the_sticker_latent_for_both_video_targets(target):
+    pipe = AnimatePipeline(tiny_model(overrides=[f"video_target={target}"]))
+    canvas = to_tensor([prepare_sticker(sticker(seed=4), "x", 64).canvas])
+    cond = pipe.conditions(["waving"], pipe.model.vae.encode(canvas))
+    cf = pipe.model.cfg.cond_frame
+    anchored = pipe.sample_latents(cond, FAST)
+    torch.testing.assert_close(anchored[:, :, cf], cond.image_latent, atol=1e-4, rtol=0)
+    free = pipe.sample_latents(cond, dataclasses.replace(FAST, anchor=False))
+    assert (free[:, :, cf] - cond.image_latent).abs().max() > 0.1
+    others = [f for f in range(8) if f != cf]
+    assert (anchored[:, :, others] - free[:, :, others]).abs().max() > 1e-3  # neighbours see the anchor
+
+
+def test_the_cond_frame_is_decoded_unless_paste_input(pipe):
+    img = sticker(seed=3)
+    pasted = pipe.animate([img], ["waving"], dataclasses.replace(FAST, paste_input=True))[0]
+    decoded = pipe.animate([img], ["waving"], FAST)[0]
+    cf = pipe.model.cfg.cond_frame
+    assert np.array_equal(np.asarray(pasted[cf]), np.asarray(img))
+    assert not np.array_equal(np.asarray(decoded[cf]), np.asarray(img)) and decoded[cf].size == img.size
+    assert all(np.array_equal(np.asarray(a), np.asarray(b))  # only the cond frame changes
+               for i, (a, b) in enumerate(zip(pasted, decoded)) if i != cf)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import shutil
 
 import numpy as np
 import pytest
@@ -17,29 +16,9 @@ from animated_stickers.sampling.pipeline import AnimatePipeline
 from animated_stickers.serve.app import create_app
 from animated_stickers.serve.server import ServerThread
 from animated_stickers.serve.settings import ServeSettings
+from sampling_support import TINY
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TINY = ["resolution=64", "vae.block_out_channels=[16,16,16,16]", "vae.norm_num_groups=8",
-        "unet.block_out_channels=[32,32]", "unet.attention_blocks=[false,true]", "unet.head_dim=16",
-        "unet.norm_num_groups=8", "unet.cross_attention_dim=32"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Python package playwright is not installed")
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} missing: install it with `apt-get install -y chromium`")
-    with sync_api.sync_playwright() as pw:
-        try:
-            b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except sync_api.Error as e:
-            pytest.skip(f"Chromium at {CHROMIUM} cannot launch here: {str(e).splitlines()[0]}")
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from animated_stickers.config import ConfigError, model_config
 from animated_stickers.models.checkpoint import StickerModel, load_model
 from animated_stickers.training.banks import LatentBank, VideoEntry
 from animated_stickers.training.recipes import get_recipe
-from animated_stickers.training.stages import run_recipe
+from animated_stickers.training.stages import run_recipe, snapshot_stage
 from animated_stickers.training.tasks import DiffusionTask
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -59,6 +59,12 @@ def test_smoke_recipe_trains_every_stage(tmp_path):
     assert torch.equal(a["unet.down_blocks.0.resnets.0.conv1.weight"], b["unet.down_blocks.0.resnets.0.conv1.weight"])
     # Rerunning a finished recipe trains nothing and returns the same folders.
     assert run_recipe(recipe, tmp_path / "run", root) == done
+    # A snapshot of the last checkpoint (EMA weights) is the finished stage's model.
+    snap, step = snapshot_stage(recipe, recipe.stages[-1], tmp_path / "run", root, tmp_path / "snap")
+    assert step == 2
+    snapped = load_model(snap).unet.state_dict()
+    for key, value in video.unet.state_dict().items():
+        assert torch.equal(snapped[key], value), key
 
 
 def _bank(n: int = 4, frames: int = 24) -> LatentBank:
@@ -113,3 +119,67 @@ def test_two_process_ddp_keeps_ranks_identical_and_resumes_exactly(tmp_path):
     assert r0["straight"] == r1["straight"] and r0["straight_sum"] == r1["straight_sum"]
     assert r0["steps"] == [2, 4]
     assert r0["resumed_max_diff"] == 0.0 and r1["resumed_max_diff"] == 0.0
+
+
+def test_residual_target_denoises_the_clip_minus_its_conditioning_frame():
+    """A static clip in residual mode is the zero clip in frames mode (same noise, same sticker input)."""
+    over = ["resolution=32", "vae.block_out_channels=[8,16,16]", "vae.norm_num_groups=4",
+            "unet.block_out_channels=[16,32]", "unet.attention_blocks=[false,true]", "unet.head_dim=8",
+            "unet.norm_num_groups=4", "unet.cross_attention_dim=16"]
+    stage = get_recipe("tiny").stages[-1]
+    losses = {}
+    for target in ("frames", "residual"):
+        model = StickerModel.create(model_config("tiny", overrides=over + [f"video_target={target}"]))
+        torch.manual_seed(0)
+        model.unet.inflate()
+        for p in model.unet.parameters():
+            p.data.normal_(0, 0.05, generator=torch.Generator().manual_seed(p.numel()))
+        task = DiffusionTask(model, {"fluent": _bank()}, stage, [torch.zeros(6, 384)])
+        batch = task.make_batch(torch.Generator().manual_seed(0))
+        still = batch["cond"][:, :, None].expand_as(batch["z0"]).clone()
+        batch["z0"] = still if target == "residual" else torch.zeros_like(still)
+        losses[target] = task(batch)[0].item()
+    assert losses["frames"] == pytest.approx(losses["residual"], rel=1e-5)
+    with pytest.raises(ConfigError, match="target 'diff'"):
+        get_recipe("tiny", ["target=diff"])
+
+
+def test_model_card_sums_resumed_segments_times_threads(tmp_path):
+    from animated_stickers.config import save_json, to_dict
+    from animated_stickers.training.card import write_model_card
+
+    recipe = get_recipe("tiny")
+    run = tmp_path / "run"
+    run.mkdir()
+    save_json(recipe, run / "recipe.json")
+    # fluent-finetune: 1800 s on 1 thread, then resumed (elapsed restarts) for 900 s on 2 threads.
+    rows = [{"step": 10, "loss": 0.3, "elapsed_s": 900.0}, {"step": 20, "loss": 0.2, "elapsed_s": 1800.0},
+            {"step": 30, "loss": 0.15, "elapsed_s": 450.0, "threads": 2},
+            {"step": 40, "loss": 0.1, "elapsed_s": 900.0, "threads": 2}]
+    (run / "fluent-finetune").mkdir()
+    (run / "fluent-finetune" / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "export"
+    out.mkdir()
+    save_json({"model": to_dict(model_config("tiny"))}, out / "config.json")
+    text = write_model_card(run, out, threads=1, extra="## Measured\nnumbers").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| fluent-finetune"))
+    assert "| residual |" in row and "0.300 -> 0.100" in row and row.endswith("| 1.00 |")  # (1800 + 2*900) s
+    assert "Total: 1.00 CPU-hours" in text and text.rstrip().endswith("numbers")
+    # A snapshot exported at step 20 reports the stage up to there only.
+    save_json({"model": to_dict(model_config("tiny")), "snapshot_step": 20}, out / "config.json")
+    text = write_model_card(run, out, threads=1).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| fluent-finetune"))
+    assert "| 20 |" in row and "0.300 -> 0.200" in row and row.endswith("| 0.50 |")
+    assert "at step 20 of 4000" in text
+
+
+def test_recipe_sampling_defaults_are_checked():
+    assert get_recipe("tiny").sampling["image_guidance"] == 1.0
+    with pytest.raises(ConfigError, match="recipe sampling key 'guidance'"):
+        from animated_stickers.training.recipes import RECIPES
+
+        RECIPES["bad-sampling"] = {**RECIPES["tiny"], "name": "bad-sampling", "sampling": {"guidance": 2}}
+        try:
+            get_recipe("bad-sampling")
+        finally:
+            del RECIPES["bad-sampling"]

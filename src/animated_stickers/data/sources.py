@@ -106,23 +106,40 @@ def _package_dirs(cache: Path, prefix: str) -> list[Path]:
                   and not p.name.endswith(".tmp"))
 
 
-def fluent_items(cache: Path, kind: str = "animated") -> list[Item]:
-    """Fluent emoji files (animated packages, or 3D stills), one per normalised code-point stem."""
-    prefix, source = ("lobehub-fluent-emoji-anim-", "fluent-anim") if kind == "animated" else \
-        ("lobehub-fluent-emoji-3d-", "fluent-3d")
+def emoji_key(stem: str) -> str:
+    """One key per emoji: '0023-fe0f-20e3' and '23-fe0f-20e3' are one (other names: lower-cased)."""
+    return normalise(stem) if is_codepoint_stem(stem) else stem.lower()
+
+
+def unique_emoji_files(paths: list[Path]) -> list[Path]:
+    """`paths` in path order with later spellings of an already seen emoji dropped (the first package wins)."""
+    seen: set[str] = set()
+    out = []
+    for f in sorted(paths):
+        if emoji_key(f.stem) not in seen:
+            seen.add(emoji_key(f.stem))
+            out.append(f)
+    return out
+
+
+def fluent_paths(cache: Path, kind: str = "animated", split: str | None = None) -> list[Path]:
+    """The Fluent WebPs of the fetched packages (animated, or 3D stills), one per emoji, optionally of one
+    split (data/splits.py). The one file lister for data preparation, training banks and evaluation."""
+    from .splits import split_of
+
+    prefix = "lobehub-fluent-emoji-anim-" if kind == "animated" else "lobehub-fluent-emoji-3d-"
     dirs = _package_dirs(cache, prefix)
     if not dirs:
         raise UserError(f"'{cache / 'src'}': no {prefix}* package; run `stickers data fetch --cache {cache}`")
-    seen: dict[str, Item] = {}
-    for d in dirs:
-        for f in sorted((d / "assets").glob("*.webp")):
-            if not is_codepoint_stem(f.stem):
-                continue
-            name = normalise(f.stem)  # '0023-fe0f-20e3' and '23-fe0f-20e3' are one emoji
-            if name not in seen:
-                seen[name] = Item(key=sample_key(source, name), source=source, license=LICENSES[source],
-                                  path=str(f), name=name, kind=kind)
-    return list(seen.values())
+    files = [f for d in dirs for f in (d / "assets").glob("*.webp") if is_codepoint_stem(f.stem)]
+    return [f for f in unique_emoji_files(files) if split in (None, "all") or split_of(f.stem) == split]
+
+
+def fluent_items(cache: Path, kind: str = "animated") -> list[Item]:
+    """Fluent emoji files (animated packages, or 3D stills) as Items, one per normalised code-point stem."""
+    source = "fluent-anim" if kind == "animated" else "fluent-3d"
+    return [Item(key=sample_key(source, normalise(f.stem)), source=source, license=LICENSES[source], path=str(f),
+                 name=normalise(f.stem), kind=kind) for f in fluent_paths(cache, kind)]
 
 
 def _read_caption_table(folder: Path) -> dict[str, str]:

@@ -22,6 +22,7 @@ from .measures import (
     CRITERIA,
     CRITERION_NAMES,
     Clip,
+    colour_drift,
     default_cond_frame,
     make_clip,
     measure_all,
@@ -266,6 +267,8 @@ def _vs_real(gen: Clip, real: Clip) -> dict:
         "middle_psnr": _psnr(g[min(gen.cond, t - 1)], real.frames[min(real.cond, t - 1)]),
         "middle_mae": float(np.abs(g[min(gen.cond, t - 1)] - real.frames[min(real.cond, t - 1)]).mean()),
         "all_frames_psnr": _psnr(g[:t], real.frames[:t]),
+        "colour_drift_generated": colour_drift(gen),
+        "colour_drift_real": colour_drift(real),
     }
 
 
@@ -325,7 +328,7 @@ def motion_stats_summary(rows: list[dict]) -> dict:
         out["motion_ks"] = _ks(g, rr)
         out["motion_wasserstein1"] = _wasserstein1(g, rr)
         out["motion_ratio_median"] = float(np.median(g / np.maximum(rr, 1e-6)))
-        for key in ("middle_psnr", "middle_mae", "all_frames_psnr"):
+        for key in ("middle_psnr", "middle_mae", "all_frames_psnr", "colour_drift_generated", "colour_drift_real"):
             out[key] = _quantiles(np.array([r[key] for r in rows]))
     out["per_sticker"] = rows
     return out

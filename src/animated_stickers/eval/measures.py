@@ -316,6 +316,28 @@ def _ssim(a: np.ndarray, b: np.ndarray, r: int = 3) -> float:
     return float(s.mean())
 
 
+def _colour_histograms(prgba: np.ndarray, bins: int = 4) -> np.ndarray:
+    """Alpha-weighted histograms of straight colour, bins^3 cells, normalised to sum 1: (..., bins^3)."""
+    straight = np.clip(prgba[..., :3] / np.maximum(prgba[..., 3:4], 1e-3), 0, 1 - 1e-6)
+    idx = (straight * bins).astype(np.int64)
+    cell = (idx[..., 0] * bins + idx[..., 1]) * bins + idx[..., 2]  # (..., H, W)
+    lead = prgba.shape[:-3]
+    flat_cell = cell.reshape(-1, cell.shape[-2] * cell.shape[-1])
+    flat_w = prgba[..., 3].reshape(flat_cell.shape)
+    hist = np.stack([np.bincount(c, weights=w, minlength=bins**3) for c, w in zip(flat_cell, flat_w)])
+    hist /= np.maximum(hist.sum(-1, keepdims=True), 1e-6)
+    return hist.reshape(*lead, bins**3)
+
+
+def colour_drift(clip: Clip) -> float:
+    """How far the colours wander from the input: the largest total-variation distance (0 = same colour
+    mix, 1 = disjoint) between a frame's alpha-weighted colour histogram and the input image's.
+    Not a pass/fail criterion (uncalibrated): a report next to the same number for real clips, so
+    re-drawn or smeared colours show even where silhouettes and motion look right."""
+    frames, image = _colour_histograms(clip.frames), _colour_histograms(clip.image[None])[0]
+    return float(0.5 * np.abs(frames - image).sum(-1).max())
+
+
 def identity(clip: Clip) -> Measured:
     """Does the conditioning frame reproduce the input? Raw value: PSNR (dB, capped at 100) on premultiplied
     RGBA between frame `cond` and the input; SSIM reported alongside."""

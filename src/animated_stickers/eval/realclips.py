@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data.animation import read_animation
-from ..data.captions import CaptionError, caption_for, normalise
+from ..data.captions import CaptionError, caption_for
 from ..data.clips import clip_indices, frame_spacing
+from ..data.sources import emoji_key, unique_emoji_files
 from ..data.splits import split_of
 from .imageops import premultiply, resize_premultiplied, unpremultiply
 
@@ -36,22 +37,13 @@ def prompt_for(stem: str) -> str:
         return stem
 
 
-def _key(stem: str) -> str:
-    try:
-        return normalise(stem)
-    except CaptionError:
-        return stem.lower()
-
-
 def fluent_files(pattern: str | None = None, split: str | None = "heldout") -> list[Path]:
-    """Animated Fluent WebPs (duplicated code-point spellings removed), optionally one split only."""
-    seen: dict[str, Path] = {}
-    for p in sorted(glob.glob(pattern or default_fluent_glob())):
-        key = _key(Path(p).stem)  # '0023-fe0f-20e3' and '23-fe0f-20e3' are one emoji
-        if key not in seen:
-            seen[key] = Path(p)
-    files = [p for k, p in sorted(seen.items()) if split in (None, "all") or split_of(k) == split]
-    return files
+    """Animated WebPs matching `pattern` (default: the fetched Fluent packages), one per emoji
+    (data.sources.unique_emoji_files), optionally one split only; ordered by emoji key so that
+    `--limit N` always takes the same clips."""
+    files = unique_emoji_files([Path(p) for p in glob.glob(pattern or default_fluent_glob())])
+    files = [p for p in files if split in (None, "all") or split_of(p.stem) == split]
+    return sorted(files, key=lambda p: emoji_key(p.stem))
 
 
 @dataclass

@@ -16,12 +16,13 @@ Opt = typer.Option  # short alias: keeps the option tables below readable
 SCHEDULER_HELP = "dpm (DPM-Solver++ 2M, logSNR grid), dpm-lu, ddim or ddpm."
 
 
-def _params(model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16):
+def _params(model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16, paste_input=None):
     from .pipeline import check_params, with_overrides
 
     return check_params(with_overrides(model.sampling, seed=seed, steps=steps, image_guidance=image_guidance,
                                        text_guidance=text_guidance, guided_steps=guided_steps,
-                                       scheduler=scheduler, dtype="bfloat16" if bf16 else None))
+                                       scheduler=scheduler, dtype="bfloat16" if bf16 else None,
+                                       paste_input=paste_input))
 
 
 def _speed(jit: bool, threads: int):
@@ -97,6 +98,9 @@ def register(app: typer.Typer) -> None:
         text_guidance: Annotated[float | None, Opt(help="sigma_T, text guidance scale (paper: 1.5-3).")] = None,
         guided_steps: Annotated[int | None, Opt(help="Adaptive guidance: full guidance for the first k steps.")] = None,
         scheduler: Annotated[str | None, Opt(help=SCHEDULER_HELP)] = None,
+        paste_input: Annotated[bool | None, Opt("--paste-input/--decode-input", help="Put your exact sticker at "
+                                                "the conditioning frame, or its VAE-decoded copy like the other "
+                                                "frames (model default).")] = None,
         frames_out: Annotated[Path | None, Opt(help="Also write PNG frames here (stem_00.png ...).")] = None,
         fps: Annotated[float, Opt(help="Playback rate of the frames.")] = 8.0,
         batch_size: Annotated[int, Opt(min=1, help="Stickers per sampling call.")] = 4,
@@ -116,7 +120,8 @@ def register(app: typer.Typer) -> None:
         if frames_out and frames_out.exists() and not frames_out.is_dir():
             raise UserError(f"--frames-out '{frames_out}' is a file: expected a folder")
         pipe = AnimatePipeline.from_dir(model, _speed(jit, threads))
-        params = _params(pipe.model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16)
+        params = _params(pipe.model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16,
+                         paste_input)
         jobs = plan_jobs(images or [], prompt or [], out, inputs, outputs, fmt, pipe.model.cfg.resolution, preset)
         batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
         bar = _Bar(len(batches) * params.steps, f"animating {len(jobs)} sticker(s)")
@@ -196,18 +201,32 @@ def register(app: typer.Typer) -> None:
                                                 "dpm15-adaptive-optimized, distilled.")] = None,
         threads: Annotated[int, Opt(help="torch threads (0 = all cores).")] = 0,
         save: Annotated[Path | None, Opt(help="Also write the JSON to this file.")] = None,
+        resolutions: Annotated[str | None, Opt(help="Instead: the cost of native canvas sizes, e.g. 128,256 "
+                                                    "(a training step and a sampled sticker each).")] = None,
     ) -> None:
         """Benchmark naive vs DPM-Solver vs adaptive vs optimised sampling (paper 3.3.1)."""
         from .bench import format_table, run_bench
 
         if model is not None and random:
             raise UserError("give --model DIR or --random, not both")
-        result = run_bench(model=model, random=random, distilled=distilled, repeats=repeats, batch=batch,
-                           only=configs.split(",") if configs else None, threads=threads or None)
+        if resolutions:
+            from .optimize import set_threads
+            from .rescost import format_resolution_table, resolution_cost
+
+            set_threads(threads or None)
+            try:
+                sizes = [int(x) for x in resolutions.split(",")]
+            except ValueError:
+                raise UserError(f"--resolutions '{resolutions}': expected integers such as 128,256") from None
+            result, table = resolution_cost(sizes, repeats), format_resolution_table
+        else:
+            result = run_bench(model=model, random=random, distilled=distilled, repeats=repeats, batch=batch,
+                               only=configs.split(",") if configs else None, threads=threads or None)
+            table = format_table
         text = json.dumps(result, indent=2)
         if save:
             from ..export.formats import atomic_output
 
             with atomic_output(Path(save)) as tmp:
                 tmp.write_text(text + "\n")
-        typer.echo(text if json_out else format_table(result))
+        typer.echo(text if json_out else table(result))

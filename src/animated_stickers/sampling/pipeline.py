@@ -6,10 +6,12 @@ AnimatePipeline.animate, step by step:
 2. c_I = VAE latent of each sticker (B, C, h, w); c_T = the prompt projected once per call
    (`unet.context_proj`), the null text = the projected "" prompt;
 3. sample video latents (B, C, T, h, w) from per-sticker seeded noise with the chosen scheduler and
-   IP2P dual guidance (three branches in one batched forward), adaptive after `guided_steps`;
+   IP2P dual guidance (three branches in one batched forward), adaptive after `guided_steps`; frame
+   `cfg.cond_frame` (the 4th of 8) is anchored on c_I (diffusion/anchor.py); a `residual` model's
+   output is added to c_I;
 4. decode all B*T frames with the VAE, crop/resize each frame back to the input's size;
-5. frame `cfg.cond_frame` (the 4th of 8, middle-frame conditioning) is replaced by the input sticker
-   itself (keyed, at its own size), not its VAE reconstruction: the user's image appears exactly.
+5. with `paste_input`, frame `cfg.cond_frame` is replaced by the input sticker itself (keyed, at its
+   own size); by default it stays the decoded frame, as sharp as its neighbours.
 Several stickers go through steps 2-4 as one batch.
 """
 
@@ -26,6 +28,7 @@ import torch
 from PIL import Image
 
 from ..config import SamplingConfig
+from ..diffusion.anchor import anchor_frame
 from ..diffusion.guidance import DualGuidance, IP2PConditions, TextGuidance
 from ..diffusion.sampler import SCHEDULERS, generators, initial_noise, make_scheduler, sample
 from ..errors import UserError
@@ -119,12 +122,14 @@ class AnimatePipeline:
         if len(prompts) != len(stickers):
             raise UserError(f"{len(prompts)} prompts for {len(stickers)} images: expected one each (or one for all)")
         prompts = [validate_prompt(p) for p in prompts]
+        params = check_params(params or self.model.sampling)
         video = self.generate_video(to_tensor([s.canvas for s in stickers]), prompts, params, progress)
         cond = self.model.cfg.cond_frame
         out = []
         for s, frames in zip(stickers, video):  # frames (4, T, H, W)
             seq = [restore(f, s.placement) for f in to_images(frames.transpose(0, 1))]
-            seq[cond] = s.rgba.copy()
+            if params.paste_input:
+                seq[cond] = s.rgba.copy()
             out.append(seq)
         return out
 
@@ -163,8 +168,16 @@ class AnimatePipeline:
         self.net.dtype = DTYPES[params.dtype]
         noise = initial_noise((b, c, cfg.num_frames, h, w), seeds)
         self.net.calls.clear()
-        latents = sample(lambda x, t, i: guidance(self.net, x, t, cond, i), scheduler, noise,
-                         generator=generators(seeds), callback=progress)
+        denoise = lambda x, t, i: guidance(self.net, x, t, cond, i)  # noqa: E731
+        residual = cfg.video_target == "residual"
+        if params.anchor:  # the conditioning frame's clean value: the sticker, or a zero residual
+            clean = torch.zeros_like(cond.image_latent) if residual else cond.image_latent
+            alphas, kind, ci = scheduler.alphas_cumprod, scheduler.config.prediction_type, cfg.cond_frame
+            denoise = lambda x, t, i: anchor_frame(guidance(self.net, x, t, cond, i), x, t,  # noqa: E731
+                                                   clean, ci, alphas, kind)
+        latents = sample(denoise, scheduler, noise, generator=generators(seeds), callback=progress)
+        if residual:
+            latents = latents + cond.image_latent[:, :, None]
         self.stats.update(nfe=guidance.nfe, forwards=guidance.forwards, steps=len(scheduler.timesteps),
                           unet_s=sum(sec for _, sec in self.net.calls))
         return latents

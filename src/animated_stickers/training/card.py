@@ -6,22 +6,27 @@ import json
 from pathlib import Path
 
 
-def _stage_rows(run_dir: Path, stages: list[dict]) -> list[dict]:
+def _stage_rows(run_dir: Path, stages: list[dict], last_step: int | None = None) -> list[dict]:
+    """One row per stage with metrics; the last stage's logs stop at `last_step` (a snapshot's step)."""
     rows = []
-    for s in stages:
+    for i, s in enumerate(stages):
         path = run_dir / s["name"] / "metrics.jsonl"
         if not path.is_file():
             continue
         logs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-        # elapsed_s restarts at 0 whenever a stage resumes: sum the segments.
+        if last_step is not None and i == len(stages) - 1:
+            logs = [r for r in logs if r["step"] <= last_step]
+        # elapsed_s restarts at 0 whenever a stage resumes: sum the segments, each x its torch threads.
         seconds, prev = 0.0, 0.0
         for r in logs:
-            seconds += r["elapsed_s"] - prev if r["elapsed_s"] >= prev else r["elapsed_s"]
+            wall = r["elapsed_s"] - prev if r["elapsed_s"] >= prev else r["elapsed_s"]
+            seconds += wall * r.get("threads", 1)
             prev = r["elapsed_s"]
         first, last = logs[0], logs[-1]
         curve = [logs[int(i * (len(logs) - 1) / 4)]["loss"] for i in range(5)]
         rows.append({"stage": s["name"], "kind": s["kind"], "steps": last["step"], "batch": s["batch_size"],
                      "fps": s["fps"], "freeze_spatial": s["freeze_spatial"], "data": s["data"],
+                     "target": s.get("target", "frames") if s["kind"] == "video" else "-",
                      "loss_first": first["loss"], "loss_last": last["loss"], "curve": curve,
                      "cpu_hours": seconds / 3600})
     return rows
@@ -35,7 +40,8 @@ def write_model_card(run_dir: Path, out_dir: Path, threads: int, extra: str = ""
         names = [s["name"] for s in recipe["stages"]]
         recipe["stages"] = recipe["stages"][: names.index(upto) + 1]
     config = json.loads((out_dir / "config.json").read_text())
-    rows = _stage_rows(run_dir, recipe["stages"])
+    snapshot = config.get("snapshot_step")  # exported by `stickers train --snapshot` mid-stage
+    rows = _stage_rows(run_dir, recipe["stages"], snapshot)
     lines = [
         f"# Model card: {out_dir.name}",
         "",
@@ -51,17 +57,21 @@ def write_model_card(run_dir: Path, out_dir: Path, threads: int, extra: str = ""
         "captions from CLDR names/keywords (`data/captions.py`); procedural motion of stills for the weakly "
         "in-domain stage (`data/procedural.py`).",
         "",
-        "| stage | kind | steps | batch | fps | frozen spatial | data | loss first -> last | loss curve (5 points) "
-        "| CPU-hours |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| stage | kind | steps | batch | fps | frozen spatial | target | data | loss first -> last "
+        "| loss curve (5 points) | CPU-hours |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         curve = " ".join(f"{v:.3f}" for v in r["curve"])
         lines.append(f"| {r['stage']} | {r['kind']} | {r['steps']} | {r['batch']} | {r['fps']} | "
-                     f"{r['freeze_spatial']} | {r['data']} | {r['loss_first']:.3f} -> {r['loss_last']:.3f} | "
+                     f"{r['freeze_spatial']} | {r['target']} | {r['data']} | "
+                     f"{r['loss_first']:.3f} -> {r['loss_last']:.3f} | "
                      f"{curve} | {r['cpu_hours']:.2f} |")
+    if snapshot is not None:
+        lines += ["", f"These weights are the EMA of stage `{recipe['stages'][-1]['name']}` at step {snapshot} "
+                      f"of {recipe['stages'][-1]['steps']} (`stickers train --snapshot`); the table stops there."]
     total = sum(r["cpu_hours"] for r in rows)
-    lines += ["", f"Total: {total:.2f} CPU-hours (wall hours x threads; one dedicated core).", ""]
+    lines += ["", f"Total: {total:.2f} CPU-hours (wall hours x torch threads, summed over resumed runs).", ""]
     if extra:
         lines += [extra.rstrip(), ""]
     path = out_dir / "MODEL_CARD.md"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import one_line_errors
+from ..errors import UserError, one_line_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = typer.Option([], "--set", help="Override every stage's field, e.g. --set batch_size=2."),
         export: Path = typer.Option(None, help="Also write the final stage's model here as fp16."),
         threads: int = typer.Option(0, help="torch threads (0 = all cores)."),
+        snapshot: Path = typer.Option(None, help="Do not train: export --stage's latest checkpoint (EMA "
+                                                 "weights) as a model folder here, e.g. to sample while it trains."),
     ) -> None:
         """Train a recipe: VAE -> text-to-image -> inflate -> video stages (paper 3.1)."""
         import torch
@@ -35,6 +37,16 @@ def register(app: typer.Typer) -> None:
         if threads:
             torch.set_num_threads(threads)
         r = get_recipe(recipe, set_)
+        if snapshot is not None:
+            from .stages import snapshot_stage
+
+            chosen = [s for s in r.stages if s.name == stage]
+            if not chosen:
+                raise UserError(f"--snapshot needs --stage: one of {', '.join(s.name for s in r.stages)}")
+            out, step = snapshot_stage(r, chosen[0], run_dir or Path("runs") / r.name,
+                                       data_root or default_cache(), snapshot, init)
+            typer.echo(f"snapshot of stage '{stage}' at step {step} written to {out}")
+            return
         done = run_recipe(r, run_dir or Path("runs") / r.name, data_root or default_cache(), stage, init,
                           max_steps)
         for d in done:

@@ -95,7 +95,8 @@ def train_stage(task: torch.nn.Module, stage: Stage, run_dir: Path, accelerator:
         bar.update(1)
         if step % stage.log_every == 0 or step == stop_at:
             row = {"step": step, "loss": sum(window) / len(window), "lr": sched.get_last_lr()[0],
-                   "elapsed_s": round(time.time() - t0, 1), **{k: float(v) for k, v in logs.items()}}
+                   "elapsed_s": round(time.time() - t0, 1), "threads": torch.get_num_threads(),
+                   **{k: float(v) for k, v in logs.items()}}
             window = []
             bar.set_postfix(loss=f"{row['loss']:.4f}")
             if acc.is_main_process:
@@ -108,6 +109,22 @@ def train_stage(task: torch.nn.Module, stage: Stage, run_dir: Path, accelerator:
     if step >= stage.steps:
         ema.copy_to(params)
     return step
+
+
+def load_ema_weights(task: torch.nn.Module, stage: Stage, run_dir: Path) -> int:
+    """Put the EMA weights of the latest checkpoint in run_dir into `task`'s trainable parameters;
+    returns its step. Reads the files `train_stage` checkpoints (accelerate's layout, one process)."""
+    from safetensors.torch import load_file
+
+    last = _latest_checkpoint(run_dir)
+    if last is None:
+        raise FileNotFoundError(f"no finished checkpoint in '{run_dir}': train the stage first")
+    task.load_state_dict(load_file(str(last / "model.safetensors")))
+    params = task.trainable_parameters()
+    ema = EMAModel(params, decay=stage.ema_decay, use_ema_warmup=True, power=0.75)
+    ema.load_state_dict(torch.load(last / "custom_checkpoint_0.pkl", weights_only=False))
+    ema.copy_to(params)
+    return json.loads((last / "progress.json").read_text())["step"]
 
 
 def save_checkpoint(acc: Accelerator, run_dir: Path, step: int, keep: int = 2) -> None:

@@ -16,8 +16,8 @@ import torch
 from tqdm import tqdm
 
 from ..data.animation import AnimationReadError, read_animation
-from ..data.captions import base_key, caption_for, normalise
-from ..data.splits import split_of
+from ..data.captions import base_key, caption_for
+from ..data.sources import fluent_paths
 from ..models.checkpoint import StickerModel
 from .banks import FrameBank, LatentBank, VideoEntry, resize_rgba
 
@@ -26,26 +26,14 @@ PROCEDURAL_STILLS = 150  # stills animated procedurally for the weakly in-domain
 PROCEDURAL_FRAMES, PROCEDURAL_FPS = 24, 12.0  # a 2 s seamless loop
 
 
-def _unique(files: list[Path]) -> list[Path]:
-    seen, out = set(), []
-    for f in sorted(files):
-        key = normalise(f.stem)
-        if key not in seen:
-            seen.add(key)
-            out.append(f)
-    return out
-
-
 def fluent_files(root: Path, split: str = "train") -> list[Path]:
-    """Fluent animated emoji files of a split (code-point names normalised, duplicates dropped)."""
-    files = _unique(list(root.glob("src/lobehub-fluent-emoji-anim-*/package/assets/*.webp")))
-    return [f for f in files if split_of(f.stem) == split]
+    """Fluent animated emoji files of a split (data.sources.fluent_paths)."""
+    return fluent_paths(root, "animated", split)
 
 
 def still_files(root: Path, split: str = "train") -> list[Path]:
     """Fluent 3D still emoji of a split."""
-    files = _unique(list(root.glob("src/lobehub-fluent-emoji-3d*/package/assets/*.webp")))
-    return [f for f in files if split_of(f.stem) == split]
+    return fluent_paths(root, "still", split)
 
 
 def one_per_base(files: list[Path]) -> list[Path]:
@@ -61,8 +49,6 @@ def one_per_base(files: list[Path]) -> list[Path]:
 def vae_frames(root: Path, size: int, banks_dir: Path) -> FrameBank:
     """Frames for the VAE: 4 per animated emoji (all skin tones: colour variety) + every still."""
     files = fluent_files(root) + still_files(root)
-    if not files:
-        raise FileNotFoundError(f"no Fluent emoji under '{root}/src' (run `stickers data fetch` first)")
     return FrameBank.build(files, size, per_file=4, cache=banks_dir / f"vae-frames-{size}.npz")
 
 

@@ -9,6 +9,7 @@ Each stage starts from the previous stage's model folder (or `init` for the firs
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from ..config import ModelConfig, model_config, save_json, to_dict
 from ..models.checkpoint import StickerModel, load_model, save_model
 from . import sources
 from .banks import FrameBank
-from .loop import train_stage
+from .loop import load_ema_weights, train_stage
 from .recipes import Recipe, Stage
 from .tasks import DiffusionTask, VAETask
 
@@ -47,22 +48,24 @@ def fit_scaling_factor(model: StickerModel, bank: FrameBank, n: int = 256) -> fl
     return float(1.0 / z.std())
 
 
-def run_stage(recipe: Recipe, stage: Stage, run_dir: Path, data_root: Path, init: Path | None = None,
-              max_steps: int | None = None) -> Path | None:
-    """Train one stage (resuming if interrupted); returns its model folder once the stage is complete."""
+def build_stage(recipe: Recipe, stage: Stage, run_dir: Path, data_root: Path, init: Path | None = None
+                ) -> tuple[StickerModel, torch.nn.Module, FrameBank | None]:
+    """The stage's starting model and its task (data banks built or loaded from RUN/banks)."""
     cfg: ModelConfig = model_config(recipe.preset, overrides=recipe.model)
     cfg.resolution = stage.resolution
     cfg.prediction_type = stage.prediction_type
-    stage_dir = run_dir / stage.name
     model = _previous(recipe, stage, run_dir, init)
     if model is None:
         model = StickerModel.create(cfg, video=stage.kind == "video")
     else:  # keep the trained VAE scaling; take resolution/prediction from this stage
         model.cfg.resolution, model.cfg.prediction_type = stage.resolution, stage.prediction_type
         cfg = model.cfg
+    if stage.kind == "video":
+        cfg.video_target = stage.target
+        model.sampling = dataclasses.replace(model.sampling, **recipe.sampling)
     model.unet.cfg = cfg
     banks_dir = run_dir / "banks"
-
+    bank = None
     if stage.kind == "vae":
         bank = sources.vae_frames(data_root, stage.resolution, banks_dir)
         task = VAETask(model, bank, stage)
@@ -74,14 +77,32 @@ def run_stage(recipe: Recipe, stage: Stage, run_dir: Path, data_root: Path, init
         task = DiffusionTask(model, banks, stage, null)
         if stage.gradient_checkpointing:
             model.unet.unet.enable_gradient_checkpointing()
+    return model, task, bank
 
-    if train_stage(task, stage, stage_dir, max_steps=max_steps) < stage.steps:
+
+def run_stage(recipe: Recipe, stage: Stage, run_dir: Path, data_root: Path, init: Path | None = None,
+              max_steps: int | None = None) -> Path | None:
+    """Train one stage (resuming if interrupted); returns its model folder once the stage is complete."""
+    model, task, bank = build_stage(recipe, stage, run_dir, data_root, init)
+    if train_stage(task, stage, run_dir / stage.name, max_steps=max_steps) < stage.steps:
         return None
     if stage.kind == "vae":
         model.cfg.vae.scaling_factor = fit_scaling_factor(model, bank)
     out = save_model(model.eval(), stage_model_dir(run_dir, stage),
                      extra={"recipe": recipe.name, "trained_stage": to_dict(stage)})
     return out
+
+
+def snapshot_stage(recipe: Recipe, stage: Stage, run_dir: Path, data_root: Path, out: Path,
+                   init: Path | None = None) -> tuple[Path, int]:
+    """Export the EMA weights of a stage's latest checkpoint as a model folder (look at a model while it
+    trains); returns (folder, step). The run itself is not touched."""
+    model, task, bank = build_stage(recipe, stage, run_dir, data_root, init)
+    step = load_ema_weights(task, stage, run_dir / stage.name)
+    if stage.kind == "vae":
+        model.cfg.vae.scaling_factor = fit_scaling_factor(model, bank)
+    return save_model(model.eval(), out, extra={"recipe": recipe.name, "trained_stage": to_dict(stage),
+                                                "snapshot_step": step}), step
 
 
 def run_recipe(recipe: Recipe, run_dir: Path, data_root: Path, only: str | None = None,

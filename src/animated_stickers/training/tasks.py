@@ -117,6 +117,8 @@ class DiffusionTask(nn.Module):
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         z0, noise, t = batch["z0"], batch["noise"], batch["t"]
+        if self.stage.kind == "video" and self.cfg.video_target == "residual":
+            z0 = z0 - batch["cond"][:, :, None]  # the true conditioning frame, even when its input is dropped
         zt = self.scheduler.add_noise(z0, noise, t)
         text = [torch.where(batch["drop_text"][:, None, None], n[None].to(x), x)
                 for x, n in zip(batch["text"], self.null_text)]
