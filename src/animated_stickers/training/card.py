@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 
-def _stage_rows(run_dir: Path, stages: list[dict], last_step: int | None = None) -> list[dict]:
-    """One row per stage with metrics; the last stage's logs stop at `last_step` (a snapshot's step)."""
+def _stage_rows(run_dir: Path, stages: list[dict], last_step: int | None = None, threads: int = 1) -> list[dict]:
+    """One row per stage with metrics; the last stage's logs stop at `last_step` (a snapshot's step);
+    `threads` counts for log rows that do not record their own."""
     rows = []
     for i, s in enumerate(stages):
         path = run_dir / s["name"] / "metrics.jsonl"
@@ -20,7 +21,7 @@ def _stage_rows(run_dir: Path, stages: list[dict], last_step: int | None = None)
         seconds, prev = 0.0, 0.0
         for r in logs:
             wall = r["elapsed_s"] - prev if r["elapsed_s"] >= prev else r["elapsed_s"]
-            seconds += wall * r.get("threads", 1)
+            seconds += wall * r.get("threads", threads)
             prev = r["elapsed_s"]
         first, last = logs[0], logs[-1]
         curve = [logs[int(i * (len(logs) - 1) / 4)]["loss"] for i in range(5)]
@@ -34,19 +35,19 @@ def _stage_rows(run_dir: Path, stages: list[dict], last_step: int | None = None)
 
 def write_model_card(run_dir: Path, out_dir: Path, threads: int, extra: str = "", upto: str | None = None) -> Path:
     """MODEL_CARD.md from RUN/recipe.json and each stage's metrics.jsonl (stages up to `upto`, default all);
-    `extra` is appended verbatim."""
+    `threads`: torch threads of log rows that do not record theirs; `extra` is appended verbatim."""
     recipe = json.loads((run_dir / "recipe.json").read_text())
     if upto:
         names = [s["name"] for s in recipe["stages"]]
         recipe["stages"] = recipe["stages"][: names.index(upto) + 1]
     config = json.loads((out_dir / "config.json").read_text())
     snapshot = config.get("snapshot_step")  # exported by `stickers train --snapshot` mid-stage
-    rows = _stage_rows(run_dir, recipe["stages"], snapshot)
+    rows = _stage_rows(run_dir, recipe["stages"], snapshot, threads)
     lines = [
         f"# Model card: {out_dir.name}",
         "",
-        f"Recipe `{recipe['name']}` (preset `{recipe['preset']}`), trained from scratch on a 2-core CPU "
-        f"with {threads} torch thread(s); weights stored as fp16 safetensors.",
+        f"Recipe `{recipe['name']}` (preset `{recipe['preset']}`), trained from scratch on a CPU; "
+        "weights stored as fp16 safetensors.",
         "",
         f"- Canvas {config['model']['resolution']} px, {config['model']['num_frames']} frames, conditioning frame "
         f"index {config['model']['cond_frame']}; latents {config['model']['vae']['latent_channels']} channels; "
