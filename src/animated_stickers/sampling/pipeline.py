@@ -168,13 +168,17 @@ class AnimatePipeline:
         self.net.dtype = DTYPES[params.dtype]
         noise = initial_noise((b, c, cfg.num_frames, h, w), seeds)
         self.net.calls.clear()
-        denoise = lambda x, t, i: guidance(self.net, x, t, cond, i)  # noqa: E731
         residual = cfg.video_target == "residual"
-        if params.anchor:  # the conditioning frame's clean value: the sticker, or a zero residual
-            clean = torch.zeros_like(cond.image_latent) if residual else cond.image_latent
-            alphas, kind, ci = scheduler.alphas_cumprod, scheduler.config.prediction_type, cfg.cond_frame
-            denoise = lambda x, t, i: anchor_frame(guidance(self.net, x, t, cond, i), x, t,  # noqa: E731
-                                                   clean, ci, alphas, kind)
+        # The conditioning frame's clean value when anchored: the sticker, or a zero residual.
+        clean = torch.zeros_like(cond.image_latent) if residual else cond.image_latent
+
+        def denoise(x: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
+            pred = guidance(self.net, x, t, cond, i)
+            if not params.anchor:
+                return pred
+            return anchor_frame(pred, x, t, clean, cfg.cond_frame, scheduler.alphas_cumprod,
+                                scheduler.config.prediction_type)
+
         latents = sample(denoise, scheduler, noise, generator=generators(seeds), callback=progress)
         if residual:
             latents = latents + cond.image_latent[:, :, None]

@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..config import SamplingConfig, model_config
+from ..config import ConfigError, SamplingConfig, model_config
 from ..errors import UserError
 from ..models.checkpoint import StickerModel
 from .pipeline import AnimatePipeline
@@ -41,7 +41,7 @@ def resolution_cost(resolutions: list[int], repeats: int = 1, train_batch: int =
     for res in resolutions:
         try:
             cfg = model_config(preset, overrides=[f"resolution={res}"])
-        except Exception as e:  # ConfigError: a size the VAE x UNet downsampling cannot divide
+        except ConfigError as e:  # a size the VAE x UNet downsampling cannot divide
             raise UserError(f"--resolutions {res}: {e}") from None
         torch.manual_seed(0)
         model = StickerModel.create(cfg)

@@ -40,6 +40,11 @@ def _latest_checkpoint(run_dir: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
+def _ema(params: list[torch.nn.Parameter], stage: Stage) -> EMAModel:
+    """The EMA of a stage's weights (training and `load_ema_weights` must build the same one)."""
+    return EMAModel(params, decay=stage.ema_decay, use_ema_warmup=True, power=0.75)
+
+
 def batch_generator(seed: int, step: int, rank: int) -> torch.Generator:
     """The RNG that makes step `step`'s batch on `rank`: deterministic and resumable."""
     return torch.Generator().manual_seed(hash((seed, step, rank)) % (2**63))
@@ -63,7 +68,7 @@ def train_stage(task: torch.nn.Module, stage: Stage, run_dir: Path, accelerator:
     sched = get_scheduler("cosine", opt, num_warmup_steps=stage.warmup,
                           num_training_steps=stage.steps * stage.grad_accum)
     model, opt, sched = acc.prepare(task, opt, sched)
-    ema = EMAModel(params, decay=stage.ema_decay, use_ema_warmup=True, power=0.75)
+    ema = _ema(params, stage)
     acc.register_for_checkpointing(ema)
 
     step = 0
@@ -121,7 +126,7 @@ def load_ema_weights(task: torch.nn.Module, stage: Stage, run_dir: Path) -> int:
         raise FileNotFoundError(f"no finished checkpoint in '{run_dir}': train the stage first")
     task.load_state_dict(load_file(str(last / "model.safetensors")))
     params = task.trainable_parameters()
-    ema = EMAModel(params, decay=stage.ema_decay, use_ema_warmup=True, power=0.75)
+    ema = _ema(params, stage)
     ema.load_state_dict(torch.load(last / "custom_checkpoint_0.pkl", weights_only=False))
     ema.copy_to(params)
     return json.loads((last / "progress.json").read_text())["step"]

@@ -52,7 +52,7 @@ class Recipe:
     name: str
     preset: str = "tiny"
     model: list[str] = field(default_factory=list)  # key=value overrides of ModelConfig
-    sampling: dict = field(default_factory=dict)  # SamplingConfig defaults written into every stage's model
+    sampling: dict = field(default_factory=dict)  # SamplingConfig defaults written into its video models
     stages: list[Stage] = field(default_factory=list)
 
 
@@ -115,9 +115,9 @@ def get_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
         patch = parse_overrides(overrides)
         recipe.stages = [from_dict(Stage, merge(to_dict(s), patch)) for s in recipe.stages]
     known = {f.name for f in dataclasses.fields(SamplingConfig)}
-    if set(recipe.sampling) - known:
-        raise ConfigError(f"recipe sampling key '{min(set(recipe.sampling) - known)}': expected some of "
-                          f"{', '.join(sorted(known))}")
+    unknown = set(recipe.sampling) - known
+    if unknown:
+        raise ConfigError(f"recipe sampling key '{min(unknown)}': expected some of {', '.join(sorted(known))}")
     for s in recipe.stages:
         if s.kind not in ("vae", "t2i", "video"):
             raise ConfigError(f"stage '{s.name}': kind '{s.kind}', expected vae, t2i or video")

@@ -73,3 +73,18 @@ const drafts = {
   save(id, value) { try { localStorage.setItem(this.key(id), JSON.stringify(value)); } catch { /* full */ } },
   clear(id) { try { localStorage.removeItem(this.key(id)); } catch { /* ignore */ } },
 };
+
+// The annotator's next assignment of a job (null when none is left): fills the page header and the
+// progress bar, and shows the "All done" card when the job has nothing left for this annotator.
+async function nextAssignment(jobId) {
+  const data = await api(`/api/jobs/${jobId}/next`);
+  document.getElementById("job-name").textContent = data.job.name;
+  document.getElementById("who").textContent = data.annotator;
+  showProgress(data.progress);
+  document.getElementById("error").textContent = "";
+  if (!data.assignment) {
+    document.getElementById("work").hidden = true;
+    document.getElementById("done").hidden = false;
+  }
+  return data.assignment;
+}

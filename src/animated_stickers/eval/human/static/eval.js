@@ -71,17 +71,8 @@ function restore(draft) {
 }
 
 async function loadNext() {
-  const data = await api(`/api/jobs/${jobId}/next`);
-  document.getElementById("job-name").textContent = data.job.name;
-  document.getElementById("who").textContent = data.annotator;
-  showProgress(data.progress);
-  assignment = data.assignment;
-  document.getElementById("error").textContent = "";
-  if (!assignment) {
-    document.getElementById("work").hidden = true;
-    document.getElementById("done").hidden = false;
-    return;
-  }
+  assignment = await nextAssignment(jobId);
+  if (!assignment) return;
   const stage = document.getElementById("sticker");
   stage.replaceChildren(mediaElement(assignment.candidates[0]));
   document.getElementById("prompt").textContent = assignment.prompt;

@@ -22,17 +22,8 @@ function toggle(id) {
 }
 
 async function loadNext() {
-  const data = await api(`/api/jobs/${jobId}/next`);
-  document.getElementById("job-name").textContent = data.job.name;
-  document.getElementById("who").textContent = data.annotator;
-  showProgress(data.progress);
-  assignment = data.assignment;
-  document.getElementById("error").textContent = "";
-  if (!assignment) {
-    document.getElementById("work").hidden = true;
-    document.getElementById("done").hidden = false;
-    return;
-  }
+  assignment = await nextAssignment(jobId);
+  if (!assignment) return;
   document.getElementById("prompt").textContent = assignment.prompt;
   const grid = document.getElementById("grid");
   grid.replaceChildren();
