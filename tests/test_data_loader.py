@@ -14,7 +14,6 @@ from animated_stickers.data.loader import (
     StickerClips,
     draw_dropout,
     make_dataloader,
-    resize_center_crop,
 )
 from animated_stickers.data.shards import PrepareOptions, prepare
 from animated_stickers.data.sources import Item
@@ -112,7 +111,7 @@ def test_dataloader_workers_batch_and_cover_the_data(dataset):
 
 
 def test_dynamic_fps_follows_the_motion_bucket(dataset):
-    ex = list(StickerClips(cfg(dataset, fps="dynamic")))
+    ex = list(StickerClips(cfg(dataset, fps="dynamic", loop_clips=False)))
     by_stem = {e["key"].split("_", 1)[1]: e["fps"] for e in ex}
     # the sleeping face (little motion) is sampled slower than the running person
     assert by_stem["1f634"] < by_stem["1f3c3-1f3fd"]
@@ -131,18 +130,42 @@ def test_cfg_dropout_rates():
 
 
 def test_dropped_text_gives_empty_prompt(dataset):
-    ex = list(StickerClips(cfg(dataset, p_drop_text=0.0, p_drop_image=0.0, p_drop_both=1.0)))
+    ex = list(StickerClips(cfg(dataset, p_drop_text=0.0, p_drop_image=0.0, p_drop_both=1.0,
+                               caption_mix=(1.0, 0.0, 0.0))))
     assert all(e["prompt"] == "" and e["drop_text"] and e["drop_image"] for e in ex)
     assert all(e["caption"].startswith("caption ") for e in ex)
 
 
-def test_resize_center_crop_keeps_alpha_and_aspect():
+def test_loops_give_whole_loop_clips_with_a_random_phase_and_templated_captions(dataset):
+    ex = list(StickerClips(cfg(dataset, cond_mode="random", epochs=3)))
+    assert all(e["loops"] for e in ex)  # the Fluent fixtures loop seamlessly
+    assert len({e["cond_index"] for e in ex}) > 4  # any conditioning index
+    captions = {e["caption"] for e in ex}
+    # Templates: subject + measured motion, motion only, subject only.
+    assert any(c.startswith("caption ") and ", " in c for c in captions)
+    assert any(not c.startswith("caption ") for c in captions)
+
+
+def test_frames_are_fitted_on_a_transparent_square_like_a_users_sticker(dataset):
+    """Training sees what sampling sees: the whole sticker fitted and padded, never cropped."""
+    from animated_stickers.data.loader import decode_grid
+
     frames = np.zeros((2, 20, 40, 4), np.uint8)
-    frames[:, :, 15:25] = (255, 0, 0, 255)  # an opaque red bar in the middle, transparent sides
-    out = resize_center_crop(frames, 10)
+    frames[:, :, :] = (255, 0, 0, 255)  # an opaque 2:1 red bar
+    from animated_stickers.rgba import fit_pad_frames
+
+    out = fit_pad_frames(frames, 10)
     assert out.shape == (2, 10, 10, 4)
-    assert out[0, 5, 5, 3] == 255 and out[0, 5, 0, 3] == 0
-    assert out[0, 5, 5, 0] == 255 and out[0, 5, 5, 1] == 0
+    assert out[0, 5, 0, 3] == 255 and out[0, 5, 9, 3] == 255  # both ends kept
+    assert out[0, 0, 5, 3] == 0 and out[0, 9, 5, 3] == 0  # padded above and below
+    import json
+
+    meta = json.loads(next((dataset).glob("manifest.jsonl")).read_text().splitlines()[0])
+    data = Path(meta["path"]).read_bytes()
+    assert meta["fps"] < 12.5
+    assert len(decode_grid(meta, data, 32, 12.0)) == meta["n_frames"]  # ~12 fps: every step kept
+    grid = decode_grid(meta, data, 32, 6.0)
+    assert grid.shape[1:] == (32, 32, 4) and len(grid) == -(-meta["n_frames"] // 2)  # thinned to ~6 fps
 
 
 def test_missing_data_is_a_clear_error(tmp_path):

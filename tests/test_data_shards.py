@@ -161,13 +161,15 @@ def test_procedural_items_are_generated_captioned_and_stored(tmp_path):
     report = prepare(procs, out, PrepareOptions(progress=False, procedural_size=48, with_mv=False,
                                                 bucket_score="frame_diff"))
     assert report.ok == 3
-    rows = {r["motion"]: r for r in read_jsonl(out / "manifest.jsonl")}
-    assert rows["bounce"]["caption"] == "sleeping face, bouncing up and down"
-    assert rows["spin"]["caption"] == "sleeping face, spinning around" and "spin" in rows["spin"]["keywords"]
-    assert rows["spin"]["n_frames"] == 48 and abs(rows["spin"]["fps"] - 24.0) < 0.3 and rows["spin"]["width"] == 48
-    # the WebP encoder merges the pulse's resting frames into longer ones: clips still see 48 even steps
-    pulse = rows["pulse"]
-    assert pulse["n_source_frames"] < pulse["n_frames"] == 48 and len(pulse["step_frames"]) == 48
+    rows = {r["procedural_motion"]: r for r in read_jsonl(out / "manifest.jsonl")}
+    # Exact captions from the transform that made the clip (words and adverbs), after the emoji's name.
+    assert rows["bounce"]["caption"].startswith("sleeping face, ") and "bouncing" in rows["bounce"]["caption"]
+    assert "spinning" in rows["spin"]["caption"] and "spin" in rows["spin"]["keywords"]
+    assert rows["spin"]["subject"] == "sleeping face"
+    assert rows["spin"]["n_frames"] == 24 and abs(rows["spin"]["fps"] - 24.0) < 0.3 and rows["spin"]["width"] == 48
+    # Procedural clips are exact loops: the period is found, and the measured motion names the transform.
+    assert rows["spin"]["loop_period"] in (12, 24) and rows["bounce"]["loop_period"] in (12, 24)
+    assert "spinning" in rows["spin"]["motion_words"]
     from animated_stickers.data.loader import LoaderConfig, StickerClips
 
     examples = list(StickerClips(LoaderConfig(data=str(out), resolution=24, split=None, epochs=1, fps=12.0)))

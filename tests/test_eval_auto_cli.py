@@ -126,10 +126,10 @@ def test_auto_markdown_default_report_folder(folders):
 @pytest.mark.parametrize(
     "content, expected",
     [
-        (None, "prompts.json': missing"),
+        (None, "prompts.json' does not exist"),
         ("[{]", "not valid JSON"),
-        ('[{"image": "nope.png", "prompt": "x"}]', "nope.png"),
-        ('[{"image": "a.png"}]', "entry 0 needs string fields"),
+        ('[{"image": "nope.png", "prompt": "x"}]', "entry 0: image 'nope.png' is not in"),
+        ('[{"image": "a.png"}]', "prompts.json' entry 0: expected {\"image\""),
     ],
 )
 def test_bad_prompts_json_is_one_line_error(tmp_path, content, expected):

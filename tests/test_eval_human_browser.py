@@ -8,7 +8,7 @@ from sqlalchemy import select
 from animated_stickers.eval.human.app import create_app
 from animated_stickers.eval.human.importer import scan_eval, scan_hitl
 from animated_stickers.eval.human.questions import QUESTIONS
-from animated_stickers.eval.human.store import Answer, Assignment, Item, Store
+from animated_stickers.eval.human.store import AnnotationItem, Answer, Assignment, Store
 from test_eval_human_support import make_eval_folder, make_hitl_folder, server_thread
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,7 @@ def test_click_through_eval_and_hitl_jobs(browser, tmp_path):
     store.add_items("job", "eval", scan_eval(make_eval_folder(tmp_path / "gen", 2), "m"))
     store.add_items("pick", "hitl", scan_hitl(make_hitl_folder(tmp_path / "hitl", 1)))
     errors: list[str] = []
-    with server_thread(create_app(store)) as base:
+    with server_thread(create_app(store, signup=True)) as base:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(base)
@@ -84,8 +84,8 @@ def test_click_through_eval_and_hitl_jobs(browser, tmp_path):
     assert errors == []
     assert (tmp_path / "eval-page.png").stat().st_size > 10_000
     with store.session() as s:
-        done = s.execute(select(Assignment, Item).join(Item)
-                         .where(Item.job_id == 1, Assignment.submitted_at.is_not(None))).all()
+        done = s.execute(select(Assignment, AnnotationItem).join(AnnotationItem)
+                         .where(AnnotationItem.job_id == 1, Assignment.submitted_at.is_not(None))).all()
         by_prompt = {item.prompt: a for a, item in done}
         assert set(by_prompt) == {first_prompt, second_prompt}
         first = {r.question: r for r in s.scalars(select(Answer).where(Answer.assignment_id ==

@@ -86,7 +86,7 @@ def test_store_rules_hold_on_postgres(pg_url, tmp_path):
     report = build_report(store, "job")
     rows = {c["key"]: (c["consensus"], c["pass_rate"]) for c in report["models"]["m"]["criteria"]}
     assert rows["looping"] == (2, 0.0) and rows["existence"] == (2, 1.0)
-    with server_thread(create_app(store)) as base:
+    with server_thread(create_app(store, signup=True)) as base:
         client = httpx.Client(base_url=base)
         assert client.post("/api/login", json={"name": "web"}).status_code == 200
         assert client.get("/api/jobs/1/next").json()["assignment"] is None  # all items have 3 annotators

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from animated_stickers.eval.human.cli import app
 from animated_stickers.eval.human.importer import scan_eval
 from animated_stickers.eval.human.report import build_report, consensus, criterion_table, render_markdown
-from animated_stickers.eval.human.store import Annotator, Assignment, Item, Store
+from animated_stickers.eval.human.store import AnnotationItem, Annotator, Assignment, Store
 from test_eval_human_support import all_yes, make_eval_folder
 
 T, F = True, False
@@ -73,7 +73,7 @@ def answer(store: Store, item_key: str, annotator: str, **fails: list[str]) -> N
             a = Annotator(name=annotator, token=f"tok-{annotator}")
             s.add(a)
             s.flush()
-        item = s.scalar(select(Item).where(Item.key == item_key))
+        item = s.scalar(select(AnnotationItem).where(AnnotationItem.key == item_key))
         assignment = Assignment(item_id=item.id, annotator_id=a.id)
         s.add(assignment)
         s.flush()

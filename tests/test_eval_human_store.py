@@ -100,11 +100,11 @@ def test_import_hitl_groups_candidates_by_stem(tmp_path, store):
 @pytest.mark.parametrize("breakage, needle", [
     (lambda d: (d / "sticker1.webp").unlink(), "no animation for 'sticker1.png'"),
     (lambda d: (d / "prompts.json").write_text("{not json"), "not valid JSON"),
-    (lambda d: (d / "prompts.json").write_text(json.dumps([{"image": "sticker0.png"}])), "entry 0 must be"),
+    (lambda d: (d / "prompts.json").write_text(json.dumps([{"image": "sticker0.png"}])), "entry 0: expected"),
     (lambda d: (d / "prompts.json").write_text(json.dumps([{"image": "sticker0.png", "prompt": "x"},
                                                            {"image": "sticker0.jpg", "prompt": "y"}])),
-     "appears twice"),
-    (lambda d: (d / "prompts.json").unlink(), "no prompts file"),
+     "entry 1: image stem 'sticker0' appears twice"),
+    (lambda d: (d / "prompts.json").unlink(), "prompts.json' does not exist"),
 ])
 def test_import_bad_folder_is_one_line_and_writes_nothing(tmp_path, breakage, needle):
     folder = make_eval_folder(tmp_path / "gen", 2)

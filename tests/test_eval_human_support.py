@@ -107,7 +107,8 @@ def start_server_process(db: str, port: int, log: Path) -> subprocess.Popen:
     errors.one_line_errors), which costs ~10 s per start on a busy 2-core machine.
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    code = "import sys; from animated_stickers.eval.human.app import serve; serve(sys.argv[1], port=int(sys.argv[2]))"
+    code = ("import sys; from animated_stickers.eval.human.app import serve; "
+            "serve(sys.argv[1], port=int(sys.argv[2]), signup=True)")
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-c", code, db, str(port)], stdout=out, stderr=subprocess.STDOUT,
                                 env=env)

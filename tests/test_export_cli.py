@@ -52,7 +52,7 @@ def test_export_foreign_animation_with_frames_fps_and_json(tmp_path):
     (["{src}", "--preset", "telegram", "--fps", "1"], "at most 3 s"),
     (["{src}", "--frames", "0"], "at least 1"),
     (["{src}", "--retime", "wobble"], "retime mode"),
-    (["{src}", "--out", "/no/such/dir/x.webm"], "does not exist"),
+    (["{src}", "--out", "{src}/x.webm"], "is not a folder"),  # a file where the output folder would go
 ])
 def test_errors_are_one_line_with_exit_code_2(project_webp, args, message):
     result = runner.invoke(app, ["export"] + [a.format(src=project_webp) for a in args])

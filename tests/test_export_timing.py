@@ -8,8 +8,9 @@ from PIL import Image
 
 from animated_stickers.errors import UserError
 from animated_stickers.export.flow import inbetween, pair_flows, warp
-from animated_stickers.export.imaging import bleed_colour, check_frames, fit_frames, premultiply, resize_rgba
+from animated_stickers.export.imaging import bleed_colour, check_frames, fit_frames
 from animated_stickers.export.retime import durations_ms, pingpong_frames, retime
+from animated_stickers.rgba import premultiply_image, resize_image
 from export_fixtures import as_array, moving_disc
 
 
@@ -24,7 +25,7 @@ def red_disc(size: int = 32) -> Image.Image:
 
 
 def test_upscale_keeps_edge_colour_and_snaps_ringing():
-    big = np.asarray(resize_rgba(red_disc(), (128, 128)))
+    big = np.asarray(resize_image(red_disc(), (128, 128)))
     edge = big[..., 3] >= 8
     assert edge.sum() > 1000
     # Premultiplied filtering: no black from hidden pixels leaks into the visible edge.
@@ -62,15 +63,15 @@ def test_retime_blend_triples_frames_and_wraps_the_loop():
     assert len(out) == 24 and fps == pytest.approx(24.0)
     a, s = as_array(out), as_array(src)
     assert np.array_equal(a[::3], s)  # the original frames are kept exactly
-    pm = np.stack([premultiply(f) for f in src])
+    pm = np.stack([premultiply_image(f) for f in src])
     expect_1 = (2 / 3) * pm[0] + (1 / 3) * pm[1]
-    assert np.abs(premultiply(out[1]) - expect_1).max() < 2.5 / 255
+    assert np.abs(premultiply_image(out[1]) - expect_1).max() < 2.5 / 255
     expect_23 = (1 / 3) * pm[7] + (2 / 3) * pm[0]  # last output frame blends towards frame 0: seamless loop
-    assert np.abs(premultiply(out[23]) - expect_23).max() < 2.5 / 255
+    assert np.abs(premultiply_image(out[23]) - expect_23).max() < 2.5 / 255
 
 
 def test_flow_recovers_a_translation_and_interpolates_it():
-    a = np.pad(premultiply(moving_disc(64, 8, soft=3.0)[2]), ((16, 16), (16, 16), (0, 0)))
+    a = np.pad(premultiply_image(moving_disc(64, 8, soft=3.0)[2]), ((16, 16), (16, 16), (0, 0)))
     b = np.roll(a, (-3, 5), axis=(0, 1))  # content moves 5 px right, 3 px up (no wrap-around: padded)
     flows = pair_flows(a, b)
     disc = a[..., 3] > 0.5
@@ -92,6 +93,13 @@ def test_retime_flow_keeps_originals_and_makes_solid_inbetweens():
         flow_solid = (as_array(flow)[k, ..., 3] > 230).sum()
         fade_solid = (as_array(fade)[k, ..., 3] > 230).sum()
         assert flow_solid > 0.85 * solid > fade_solid  # one moved disc, not two half-transparent ones
+
+
+def test_flow_retime_works_on_frames_smaller_than_a_flow_patch():
+    src = moving_disc(6, 4)  # OpenCV DIS rejects images this small; the flow pads them
+    out, _ = retime(src, 8.0, 16.0, "flow")
+    assert len(out) == 8 and out[1].size == (6, 6)
+    assert np.array_equal(as_array(out)[::2], as_array(src))
 
 
 def test_retime_hold_repeats_and_downsampling_keeps_loop_length():

@@ -27,7 +27,7 @@ def _text(b: int, cfg) -> list[torch.Tensor]:
     return [torch.randn(b, 6, 384)]
 
 
-@pytest.mark.parametrize("frames", [1, 8])
+@pytest.mark.parametrize("frames", [1, 8, 16])
 def test_fresh_inflation_reproduces_image_model_frame_by_frame(cfg, frames):
     unet = StickerUNet(cfg).eval()
     # Give the 2D model non-trivial weights everywhere (fresh diffusers inits zero some outputs).
@@ -55,7 +55,7 @@ def test_conv_in_widened_with_zero_weights_for_image_latent(cfg):
     old = unet.unet.conv_in.weight.detach().clone()
     unet.inflate()
     w = unet.unet.conv_in.weight
-    assert w.shape[1] == 16
+    assert w.shape[1] == 17  # noisy latent + sticker latent + conditioning-frame mask
     assert torch.equal(w[:, :8], old)
     assert torch.count_nonzero(w[:, 8:]) == 0
 

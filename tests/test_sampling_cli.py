@@ -61,6 +61,15 @@ def test_animate_one_image_writes_a_looping_rgba_webp_and_frames(models, images,
     assert sorted(p.name for p in frames_dir.iterdir()) == [f"cat_{i:02d}.png" for i in range(8)]
 
 
+def test_animate_creates_the_output_folder_when_missing(models, images, tmp_path):
+    # The README's first command writes to out/smiling.webp in a fresh clone, where out/ does not exist.
+    out = tmp_path / "new" / "deeper" / "cat.webp"
+    r = run("animate", images[0], "--prompt", "smiling", "--out", out, "--model", models / "video", *FAST)
+    assert r.exit_code == 0, r.output
+    assert len(read_frames(out)[0]) == 8
+    assert [p.name for p in out.parent.iterdir()] == ["cat.webp"]  # no temp file left beside it
+
+
 def test_several_images_go_to_a_folder_named_by_stem(models, images, tmp_path):
     out = tmp_path / "results"
     r = run("animate", *images, "-p", "waving", "-p", "jumping", "--out", out, "--format", "gif",
@@ -113,6 +122,10 @@ BAD_INPUTS = {
     "empty prompt": (lambda d, m: ["animate", d / "cat.png", "--prompt", "  "], "is empty"),
     "10,000-character prompt": (lambda d, m: ["animate", d / "cat.png", "--prompt", "x" * 10_000],
                                 "10000 characters"),
+    "control character in prompt": (lambda d, m: ["animate", d / "cat.png", "--prompt", "wave\x1b[2J"],
+                                    "control character (U+001B)"),
+    "output folder is a file": (lambda d, m: ["animate", d / "cat.png", "--out", d / "notes.png" / "x.webp"],
+                                "is not a folder"),
     "unknown model folder": (lambda d, m: ["animate", d / "cat.png", "--model", d / "no-model"], "does not exist"),
     "corrupted weights": (lambda d, m: ["animate", d / "cat.png", "--model", corrupt_model(m, d)], "corrupted"),
     "unsupported output suffix": (lambda d, m: ["animate", d / "cat.png", "--out", d / "out" / "x.jpg"],

@@ -6,34 +6,32 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from animated_stickers.checks import MAX_PROMPT_CHARS, check_prompt
 from animated_stickers.errors import UserError
+from animated_stickers.rgba import fit_on_square, restore_from_square
 from animated_stickers.sampling.preprocess import (
-    MAX_PROMPT_CHARS,
-    fit_to_canvas,
     has_transparency,
     load_image,
     prepare_sticker,
-    restore,
     to_rgba,
-    validate_prompt,
 )
 from sampling_support import sticker
 
 
 def test_fit_pads_with_transparency_and_restore_is_exact_when_no_resampling_is_needed():
     img = sticker(64, 32)
-    canvas, place = fit_to_canvas(img, 64)
+    canvas, place = fit_on_square(img, 64)
     assert canvas.size == (64, 64) and place.box == (0, 16, 64, 32)
     arr = np.asarray(canvas)
     assert (arr[:16, :, 3] == 0).all() and (arr[48:, :, 3] == 0).all()  # transparent padding
-    assert np.array_equal(np.asarray(restore(canvas, place)), np.asarray(img))
+    assert np.array_equal(np.asarray(restore_from_square(canvas, place)), np.asarray(img))
 
 
 @pytest.mark.parametrize("size", [(300, 120), (40, 90), (128, 128)])
 def test_restore_gives_back_the_original_size_and_content(size):
     img = sticker(*size)
-    canvas, place = fit_to_canvas(img, 64)
-    back = restore(canvas, place)
+    canvas, place = fit_on_square(img, 64)
+    back = restore_from_square(canvas, place)
     assert back.size == size and back.mode == "RGBA"
     a, b = np.asarray(back, np.float32), np.asarray(img, np.float32)
     # Through a 64 px canvas detail is lost, but colour and shape survive (soft-edged test image).
@@ -48,7 +46,7 @@ def test_resize_does_not_bleed_hidden_colour_of_transparent_pixels():
     arr = np.zeros((64, 64, 4), np.uint8)
     arr[..., :3] = (0, 255, 0)  # green garbage behind alpha 0
     arr[16:48, 16:48] = (255, 0, 0, 255)
-    canvas, _ = fit_to_canvas(Image.fromarray(arr, "RGBA"), 32)
+    canvas, _ = fit_on_square(Image.fromarray(arr, "RGBA"), 32)
     out = np.asarray(canvas)
     visible = out[..., 3] > 30
     assert out[visible, 1].max() < 40  # no green fringe on the red square's edge
@@ -109,8 +107,8 @@ def test_load_image_takes_the_first_frame_of_an_animation(tmp_path):
 
 
 def test_prompts_are_checked():
-    assert validate_prompt("  waving  ") == "waving"
-    assert validate_prompt("x" * MAX_PROMPT_CHARS)
+    assert check_prompt("  waving  ") == "waving"
+    assert check_prompt("x" * MAX_PROMPT_CHARS)
     for bad in ("", "   ", "x" * 10_000):
         with pytest.raises(UserError):
-            validate_prompt(bad)
+            check_prompt(bad)

@@ -12,14 +12,15 @@ import pytest
 import torch
 
 from animated_stickers.config import ConfigError, model_config
+from animated_stickers.data.loader import LoaderConfig
 from animated_stickers.models.checkpoint import StickerModel, load_model
-from animated_stickers.training.banks import LatentBank, VideoEntry
+from animated_stickers.training.banks import LatentBank
 from animated_stickers.training.recipes import get_recipe
 from animated_stickers.training.stages import run_recipe, snapshot_stage
 from animated_stickers.training.tasks import DiffusionTask
 
 sys.path.insert(0, str(Path(__file__).parent))
-from training_fixtures import make_data_root  # noqa: E402
+from training_fixtures import make_prepared  # noqa: E402
 
 HERE = Path(__file__).parent
 
@@ -43,15 +44,18 @@ def test_recipe_from_yaml_and_errors(tmp_path):
 
 
 def test_smoke_recipe_trains_every_stage(tmp_path):
-    root = make_data_root(tmp_path / "data")
+    root = [make_prepared(tmp_path / "data")]
     recipe = get_recipe("smoke")
     done = run_recipe(recipe, tmp_path / "run", root)
-    assert [d.parent.name for d in done] == ["vae", "t2i", "video"]
-    vae, t2i, video = (load_model(d) for d in done)
+    assert [d.parent.name for d in done] == ["vae", "t2i", "video", "decoder"]
+    vae, t2i, video, decoded = (load_model(d) for d in done)
+    assert decoded.decoder is not None and video.decoder is None  # the decoder stage adds the fusion net
+    for key, value in video.unet.state_dict().items():  # ... and leaves the video model as it was
+        assert torch.equal(decoded.unet.state_dict()[key], value), key
     assert vae.cfg.vae.scaling_factor != 1.0  # fitted to the data after the VAE stage
     assert t2i.stage == "t2i" and video.stage == "video"
-    assert video.unet.in_channels == 16  # IP2P: noisy latent + sticker latent
-    for stage in ("vae", "t2i", "video"):
+    assert video.unet.in_channels == 17  # IP2P: noisy latent + sticker latent + conditioning-frame mask
+    for stage in ("vae", "t2i", "video", "decoder"):
         rows = [json.loads(x) for x in (tmp_path / "run" / stage / "metrics.jsonl").read_text().splitlines()]
         assert rows[-1]["step"] == 2 and torch.isfinite(torch.tensor(rows[-1]["loss"]))
     # The video stage trains only temporal layers + conv_in (freeze_spatial), so spatial weights match t2i.
@@ -60,17 +64,24 @@ def test_smoke_recipe_trains_every_stage(tmp_path):
     # Rerunning a finished recipe trains nothing and returns the same folders.
     assert run_recipe(recipe, tmp_path / "run", root) == done
     # A snapshot of the last checkpoint (EMA weights) is the finished stage's model.
-    snap, step = snapshot_stage(recipe, recipe.stages[-1], tmp_path / "run", root, tmp_path / "snap")
+    snap, step = snapshot_stage(recipe, recipe.stages[2], tmp_path / "run", root, tmp_path / "snap")
     assert step == 2
     snapped = load_model(snap).unet.state_dict()
     for key, value in video.unet.state_dict().items():
         assert torch.equal(snapped[key], value), key
 
 
-def _bank(n: int = 4, frames: int = 24) -> LatentBank:
+def _bank(n: int = 4, frames: int = 24, source: str = "fluent-anim") -> LatentBank:
     lat = torch.randn(n * frames, 8, 4, 4).half()
-    entries = [VideoEntry(f"v{i}", f"caption {i}", 12.0, 8.0, 0.1, i * frames, frames) for i in range(n)]
-    return LatentBank(lat, [torch.randn(n, 6, 384).half()], entries)
+    metas = [{"key": f"v{i}", "source": source, "caption": f"caption {i}", "n_frames": frames, "fps": 12.0,
+              "loop_period": frames, "start": i * frames, "length": frames} for i in range(n)]
+    return LatentBank(lat, metas)
+
+
+def _task(model, stage, bank=None):
+    loader = LoaderConfig(data="", cond_mode=stage.cond_frame, p_drop_text=stage.drop_text,
+                          p_drop_image=stage.drop_image, p_drop_both=stage.drop_both)
+    return DiffusionTask(model, bank or _bank(source=next(iter(stage.data))), stage, loader)
 
 
 def test_cfg_dropout_rates_and_null_conditions():
@@ -79,9 +90,9 @@ def test_cfg_dropout_rates_and_null_conditions():
                                           "unet.attention_blocks=[false,true]", "unet.head_dim=8",
                                           "unet.norm_num_groups=4", "unet.cross_attention_dim=16"])
     model = StickerModel.create(cfg)
-    stage = get_recipe("tiny").stages[-1]
+    stage = get_recipe("tiny").stages[3]
     stage.batch_size = 4000
-    task = DiffusionTask(model, {"fluent": _bank()}, stage, [torch.zeros(6, 384)])
+    task = _task(model, stage)
     batch = task.make_batch(torch.Generator().manual_seed(0))
     both = (batch["drop_text"] & batch["drop_image"]).float().mean().item()
     text_only = (batch["drop_text"] & ~batch["drop_image"]).float().mean().item()
@@ -89,8 +100,10 @@ def test_cfg_dropout_rates_and_null_conditions():
     for rate, want in [(both, stage.drop_both), (text_only, stage.drop_text), (image_only, stage.drop_image)]:
         assert abs(rate - want) < 0.015
     assert batch["z0"].shape == (4000, 8, 8, 4, 4)
-    # Middle-frame conditioning: the conditioning latent is frame 3 of the clip.
-    assert torch.equal(batch["cond"], batch["z0"][:, :, 3])
+    # Any-index conditioning: the conditioning latent is the clip's frame at its (random) index.
+    idx = batch["cond_index"]
+    assert torch.equal(batch["cond"], batch["z0"][torch.arange(4000), :, idx])
+    assert set(idx.tolist()) == set(range(8))
 
 
 def test_freeze_spatial_trains_only_temporal_layers_and_conv_in():
@@ -101,7 +114,7 @@ def test_freeze_spatial_trains_only_temporal_layers_and_conv_in():
     model = StickerModel.create(cfg)
     stage = get_recipe("tiny").stages[2]
     assert stage.freeze_spatial
-    task = DiffusionTask(model, {"procedural": _bank()}, stage, [torch.zeros(6, 384)])
+    task = _task(model, stage)
     names = [n for n, p in model.unet.named_parameters() if p.requires_grad]
     assert names and all(".temporal." in n or n.startswith("unet.conv_in") for n in names)
     assert len(task.trainable_parameters()) == len(names)
@@ -126,7 +139,7 @@ def test_residual_target_denoises_the_clip_minus_its_conditioning_frame():
     over = ["resolution=32", "vae.block_out_channels=[8,16,16]", "vae.norm_num_groups=4",
             "unet.block_out_channels=[16,32]", "unet.attention_blocks=[false,true]", "unet.head_dim=8",
             "unet.norm_num_groups=4", "unet.cross_attention_dim=16"]
-    stage = get_recipe("tiny").stages[-1]
+    stage = get_recipe("tiny").stages[3]
     losses = {}
     for target in ("frames", "residual"):
         model = StickerModel.create(model_config("tiny", overrides=over + [f"video_target={target}"]))
@@ -134,7 +147,7 @@ def test_residual_target_denoises_the_clip_minus_its_conditioning_frame():
         model.unet.inflate()
         for p in model.unet.parameters():
             p.data.normal_(0, 0.05, generator=torch.Generator().manual_seed(p.numel()))
-        task = DiffusionTask(model, {"fluent": _bank()}, stage, [torch.zeros(6, 384)])
+        task = _task(model, stage)
         batch = task.make_batch(torch.Generator().manual_seed(0))
         still = batch["cond"][:, :, None].expand_as(batch["z0"]).clone()
         batch["z0"] = still if target == "residual" else torch.zeros_like(still)
@@ -167,10 +180,10 @@ def test_model_card_sums_resumed_segments_times_threads(tmp_path):
     assert "Total: 1.00 CPU-hours" in text and text.rstrip().endswith("numbers")
     # A snapshot exported at step 20 reports the stage up to there only.
     save_json({"model": to_dict(model_config("tiny")), "snapshot_step": 20}, out / "config.json")
-    text = write_model_card(run, out, threads=1).read_text()
+    text = write_model_card(run, out, threads=1, upto="fluent-finetune").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| fluent-finetune"))
     assert "| 20 |" in row and "0.300 -> 0.200" in row and row.endswith("| 0.50 |")
-    assert "at step 20 of 4000" in text
+    assert "at step 20 of 2000" in text
 
 
 def test_recipe_sampling_defaults_are_checked():
@@ -183,3 +196,31 @@ def test_recipe_sampling_defaults_are_checked():
             get_recipe("bad-sampling")
         finally:
             del RECIPES["bad-sampling"]
+
+
+def test_a_folder_of_user_videos_is_prepared_trained_and_sampled(tmp_path):
+    """The one data path, end to end through the CLI: `data prepare --videos` -> `train --data` -> animate."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from animated_stickers.cli import app
+    from animated_stickers.sampling.pipeline import AnimatePipeline
+    from training_fixtures import make_user_videos
+
+    videos = make_user_videos(tmp_path / "videos")
+    runner = CliRunner()
+    res = runner.invoke(app, ["data", "prepare", str(tmp_path / "prepared"), "--videos", str(videos), "--no-mv",
+                              "--bucket-score", "frame_diff"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "--recipe", "smoke", "--data", str(tmp_path / "prepared"),
+                              "--run-dir", str(tmp_path / "run"), "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    model_dir = tmp_path / "run" / "decoder" / "model"
+    rows = [json.loads(x) for x in (tmp_path / "run" / "video" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 2
+    still = Image.open(videos / "ball0.gif").convert("RGBA")
+    frames = AnimatePipeline.from_dir(model_dir).animate([still], ["a blue ball bouncing"])[0]
+    assert len(frames) == 8 and frames[0].size == still.size
+    # No prepared data: one clear line, not a traceback.
+    res = runner.invoke(app, ["train", "--recipe", "smoke", "--data", str(tmp_path / "nothing")])
+    assert res.exit_code == 2 and "--data" in res.output and "Traceback" not in res.output

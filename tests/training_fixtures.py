@@ -43,3 +43,31 @@ def make_data_root(root: Path, n_anim: int = 4, n_still: int = 4, size: int = 64
     for i, name in enumerate(names[n_anim:n_anim + n_still]):
         disc_frames(1, size, i, (30, 200, 40 * i % 255))[0].save(root / STILL_DIR / f"{name}.webp", lossless=True)
     return root
+
+
+def make_prepared(tmp: Path, videos: bool = False) -> Path:
+    """The data root above, prepared into shards (animated, stills, 2 procedural clips; with `videos`,
+    a folder of user videos too): what `stickers train --data` reads."""
+    from animated_stickers.data.shards import PrepareOptions, prepare
+    from animated_stickers.data.sources import fluent_items, procedural_items, user_items
+
+    root = make_data_root(tmp / "cache")
+    stills = fluent_items(root, "still")
+    items = fluent_items(root, "animated") + stills + procedural_items(stills[:2], 1)
+    if videos:
+        items += user_items(make_user_videos(tmp / "videos"))
+    out = tmp / "prepared"
+    prepare(items, out, PrepareOptions(with_mv=False, bucket_score="frame_diff", procedural_size=64,
+                                       progress=False))
+    return out
+
+
+def make_user_videos(folder: Path, n: int = 3, size: int = 48) -> Path:
+    """A user's folder: n looping GIFs of a bouncing disc with a caption sidecar each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        frames = disc_frames(16, size, i, (40, 90 + 50 * i, 200))
+        frames[0].save(folder / f"ball{i}.gif", save_all=True, append_images=frames[1:], duration=60, loop=0,
+                       disposal=2)
+        (folder / f"ball{i}.txt").write_text(f"a blue ball number {i} bouncing")
+    return folder

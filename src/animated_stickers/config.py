@@ -70,7 +70,19 @@ class UNetConfig:
     norm_num_groups: int = 16
     temporal_kernel: int = 3  # 1D temporal conv after every 2D conv of each ResNet block
     temporal_attention: bool = True  # temporal attention after every spatial transformer
-    max_frames: int = 32  # size of the learned frame-position table of temporal attention
+    max_frames: int = 32  # size of the learned frame-position table (temporal_positions "learned")
+    # Loops have no edge: "circular" pads temporal convs by wrapping, so frame T-1 neighbours frame 0
+    # exactly as frame 3 neighbours frame 4 ("zeros": the paper's clips with a start and an end).
+    temporal_padding: str = "circular"
+    # "none": temporal attention has no absolute frame positions, so with circular convs the whole
+    # network is equivariant to rolling the clip in time (order comes from the convs and the
+    # conditioning-frame mask); "learned": the older absolute table.
+    temporal_positions: str = "none"
+    # A per-frame mask channel marks the conditioning frame, so any frame index can condition.
+    cond_mask: bool = True
+    # Guidance distillation (training/distill.py): (sigma_I, sigma_T) embedded like the timestep, so one
+    # forward gives the guided prediction. Extra weights: unet.time_embedding.cond_proj (zero at init).
+    guidance_embedding: bool = False
 
 
 @dataclass
@@ -114,6 +126,10 @@ class SamplingConfig:
     # decodes every frame). Exact, but sharper than the decoded neighbours: with our small VAE that is
     # a flash once per loop (measured: motion-curve pass rate 0.65 pasted vs 0.80 decoded, tiny model).
     paste_input: bool = False
+    # Clip layout: frames per loop (None = the model's own, 8) and which frame is the sticker
+    # (None = the middle frame: 3 of 8, 7 of 16). Circular temporal layers make any length a loop.
+    num_frames: int | None = None
+    cond_frame: int | None = None
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -263,15 +279,16 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def model_config(preset: str = "tiny", file: str | Path | None = None,
-                 overrides: list[str] | None = None) -> ModelConfig:
-    """Preset -> YAML file -> CLI overrides, in that order of precedence."""
-    if preset not in PRESETS:
+                 overrides: list[str] | dict | None = None, base: ModelConfig | None = None) -> ModelConfig:
+    """Preset (or a `base` config, e.g. a loaded model's) -> YAML file -> overrides (CLI strings or a
+    dict, e.g. a training stage's), in that order of precedence; always validated."""
+    if base is None and preset not in PRESETS:
         raise ConfigError(f"unknown preset '{preset}'; expected one of {sorted(PRESETS)}")
-    data = to_dict(from_dict(ModelConfig, PRESETS[preset]))
+    data = to_dict(base if base is not None else from_dict(ModelConfig, PRESETS[preset]))
     if file:
         data = merge(data, load_yaml(file))
     if overrides:
-        data = merge(data, parse_overrides(overrides))
+        data = merge(data, overrides if isinstance(overrides, dict) else parse_overrides(overrides))
     cfg = from_dict(ModelConfig, data)
     validate(cfg)
     return cfg
@@ -279,12 +296,17 @@ def model_config(preset: str = "tiny", file: str | Path | None = None,
 
 def validate(cfg: ModelConfig) -> None:
     """Cross-field checks that dataclass types cannot express."""
+    _check_positive(cfg)
     if not 0 <= cfg.cond_frame < cfg.num_frames:
         raise ConfigError(f"cond_frame={cfg.cond_frame}: expected 0 <= cond_frame < num_frames={cfg.num_frames}")
     if cfg.prediction_type not in ("epsilon", "v_prediction"):
         raise ConfigError(f"prediction_type='{cfg.prediction_type}': expected 'epsilon' or 'v_prediction'")
     if cfg.video_target not in ("frames", "residual"):
         raise ConfigError(f"video_target='{cfg.video_target}': expected 'frames' or 'residual'")
+    if cfg.unet.temporal_padding not in ("circular", "zeros"):
+        raise ConfigError(f"unet.temporal_padding='{cfg.unet.temporal_padding}': expected 'circular' or 'zeros'")
+    if cfg.unet.temporal_positions not in ("none", "learned"):
+        raise ConfigError(f"unet.temporal_positions='{cfg.unet.temporal_positions}': expected 'none' or 'learned'")
     if len(cfg.unet.attention_blocks) != len(cfg.unet.block_out_channels):
         raise ConfigError("unet.attention_blocks: expected one flag per entry of unet.block_out_channels")
     f = 2 ** (len(cfg.vae.block_out_channels) - 1)
@@ -298,9 +320,27 @@ def validate(cfg: ModelConfig) -> None:
             raise ConfigError(f"text encoder kind '{e.kind}': expected 'minilm', 'clip' or 't5'")
 
 
+def _check_positive(cfg: ModelConfig) -> None:
+    """Sizes and counts must be >= 1 (a model folder's config.json is untrusted input)."""
+    if cfg.resolution < 1:
+        raise ConfigError(f"resolution={cfg.resolution}: expected a positive number of pixels, e.g. 128")
+    if not 1 <= cfg.num_frames <= cfg.unet.max_frames:
+        raise ConfigError(f"num_frames={cfg.num_frames}: expected 1 to unet.max_frames={cfg.unet.max_frames}")
+    for prefix, sub in (("vae", cfg.vae), ("unet", cfg.unet)):
+        for f in dataclasses.fields(sub):
+            value = getattr(sub, f.name)
+            items = value if isinstance(value, tuple) else (value,)
+            least = 0 if f.name == "colour_hint_channels" else 1
+            if not items or any(type(v) is int and v < least for v in items):
+                raise ConfigError(f"{prefix}.{f.name}={list(value) if isinstance(value, tuple) else value}: "
+                                  f"expected {'a non-empty list of ' if isinstance(value, tuple) else ''}"
+                                  f"integers >= {least}")
+    if cfg.num_train_timesteps < 1:
+        raise ConfigError(f"num_train_timesteps={cfg.num_train_timesteps}: expected a positive integer, e.g. 1000")
+
+
 def save_json(obj: Any, path: str | Path) -> None:
     """Write `to_dict(obj)` as JSON atomically (temp file, then rename)."""
-    p = Path(path)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps(to_dict(obj), indent=2) + "\n")
-    tmp.replace(p)
+    from .atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(to_dict(obj), indent=2) + "\n")

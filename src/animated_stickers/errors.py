@@ -37,3 +37,14 @@ def one_line_errors(fn: Callable) -> Callable:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM raise SystemExit(143) the way Ctrl-C raises KeyboardInterrupt, so the same cleanup
+    (finally-blocks that delete `.part` temp files and temp folders) runs when a job is killed politely."""
+    import signal
+
+    def _raise(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _raise)

@@ -15,6 +15,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..io_limits import InputTooLarge, check_budget, pillow_guard
+
 IMAGE_SUFFIXES = {".webp", ".gif", ".png", ".apng", ".jpg", ".jpeg"}
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi"}
 
@@ -44,16 +46,25 @@ class Animation:
         return sum(self.durations_ms) / 1000.0
 
 
+def _name(path: Path | BinaryIO) -> str:
+    return str(path) if isinstance(path, (str, Path)) else "<bytes>"
+
+
 def _read_pillow(path: Path | BinaryIO, max_frames: int | None, keep: set[int] | None = None) -> Animation:
     frames, durations = [], []
-    with Image.open(path) as im:
-        n = getattr(im, "n_frames", 1)
-        for i in range(n if max_frames is None else min(n, max_frames)):
-            im.seek(i)
-            im.load()
-            durations.append(int(im.info.get("duration", 0) or 0))
-            if keep is None or i in keep:
-                frames.append(np.asarray(im.convert("RGBA")))
+    try:
+        with pillow_guard(_name(path)), Image.open(path) as im:
+            n = getattr(im, "n_frames", 1)  # read from the frame headers, no pixels decoded yet
+            count = n if max_frames is None else min(n, max_frames)
+            check_budget(_name(path), *im.size, count)  # every frame is decoded at the full screen size
+            for i in range(count):
+                im.seek(i)
+                im.load()
+                durations.append(int(im.info.get("duration", 0) or 0))
+                if keep is None or i in keep:
+                    frames.append(np.asarray(im.convert("RGBA")))
+    except InputTooLarge as e:
+        raise AnimationReadError(str(e)) from None
     return Animation(np.stack(frames), durations)
 
 
@@ -72,6 +83,10 @@ def _read_pyav(path: Path | BinaryIO, max_frames: int | None) -> Animation:
         else:
             decode = container.decode(stream)
         for f in decode:
+            try:
+                check_budget(_name(path), f.width, f.height, len(frames) + 1)
+            except InputTooLarge as e:
+                raise AnimationReadError(str(e)) from None
             fmt = "rgba" if "a" in f.format.name.replace("gray", "") else "rgb24"
             arr = f.to_ndarray(format=fmt)
             if arr.shape[-1] == 3:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_text
+
 DEFAULT_FPS: tuple[float, ...] = (4.0, 6.0, 8.0, 12.0)  # low motion -> low fps ... high motion -> high fps
 SCORE_NAMES = ("mv", "frame_diff")
 
@@ -94,11 +96,7 @@ class MotionBuckets:
 
     def save(self, path: str | Path) -> Path:
         """Write JSON atomically."""
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> MotionBuckets:

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_path
+
 KEYWORD_TABLE = Path(__file__).with_name("emoji_keywords.json.gz")
 SKIN_TONES = frozenset(range(0x1F3FB, 0x1F400))  # Fitzpatrick modifiers 1F3FB-1F3FF
 VS16 = 0xFE0F  # emoji presentation selector: optional in file names, so ignored when matching
@@ -148,12 +150,10 @@ def build_keyword_table(emojibase_dir: str | Path, out: str | Path = KEYWORD_TAB
         base = base_key(entry["hexcode"])
         tags[base] = sorted(set(tags.get(base, [])) | set(entry.get("tags", [])))
     out = Path(out)
-    tmp = out.with_suffix(".tmp")
     payload = json.dumps({"source": "emojibase-data " + _package_version(data_json), "labels": labels,
                           "tags": tags}, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    with gzip.GzipFile(tmp, "wb", mtime=0) as f:  # mtime=0: the same input gives the same bytes
+    with atomic_path(out) as tmp, gzip.GzipFile(tmp, "wb", mtime=0) as f:  # mtime=0: same input, same bytes
         f.write(payload.encode("utf-8"))
-    tmp.replace(out)
     _table.cache_clear()
     _caption_cached.cache_clear()
     return out
@@ -165,3 +165,43 @@ def _package_version(data_json: Path) -> str:
         return json.loads(pkg.read_text())["version"]
     except (OSError, KeyError, ValueError):
         return "unknown"
+
+
+# ---------------------------------------------------------------- training captions (templates)
+
+# Shares of the caption templates: subject + motion, motion only, subject only (paper 2.2 enriches
+# captions; here the motion part is measured, data/motionwords.py, or exact for procedural clips).
+CAPTION_MIX = (0.6, 0.2, 0.2)
+
+
+def motion_text(meta: dict, rng) -> str:
+    """The motion phrase of a prepared sample: exact for procedural clips, else from the measured motion."""
+    if meta.get("procedural_motion"):
+        from .procedural import exact_motion_phrase
+
+        return exact_motion_phrase(meta["procedural_motion"], meta.get("procedural_seed", 0),
+                                   meta.get("procedural_frames", 8), meta.get("fps", 12.0), rng)
+    if meta.get("motion"):
+        from .motionwords import MotionDescription, motion_phrase
+
+        return motion_phrase(MotionDescription.from_dict(meta["motion"]), rng)
+    return ""
+
+
+def training_caption(meta: dict, rng, mix: tuple[float, float, float] = CAPTION_MIX) -> str:
+    """A caption drawn from the templates: 'name, motion' / 'motion' / 'subject'. The name is the emoji's
+    CLDR label (short, so the motion phrase survives a text encoder's token limit); the subject alone is
+    the full caption (label; keywords) or the given caption."""
+    subject = meta.get("subject") or meta.get("caption") or ""
+    name = meta.get("label") or subject
+    motion = motion_text(meta, rng)
+    if not motion:
+        return subject
+    if not subject:
+        return motion
+    u = rng.random() * sum(mix)
+    if u < mix[0]:
+        return f"{name}, {motion}"
+    if u < mix[0] + mix[1]:
+        return motion
+    return subject

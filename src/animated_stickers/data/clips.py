@@ -101,3 +101,49 @@ def take_frames(frames: np.ndarray, plan: ClipPlan) -> np.ndarray:
 def clip_duration_s(plan: ClipPlan) -> float:
     """Seconds covered by the clip at its effective rate."""
     return len(plan.indices) / plan.fps if plan.fps > 0 else math.inf
+
+
+# ---------------------------------------------------------------- whole loops (seamless stickers)
+
+LOOP_TOLERANCE = 2.0  # a seam up to 2x the median step counts as smooth (the looping criterion's rule)
+
+
+def _loop_signal(frames: np.ndarray, size: int = 32) -> np.ndarray:
+    """(T, H, W, 4) uint8 -> (T, D) float: premultiplied RGBA at size x size, for comparing frames."""
+    from ..rgba import premultiply  # noqa: PLC0415 (rgba imports Pillow; clips stays light)
+
+    t, h, w, _ = frames.shape
+    sy, sx = max(1, h // size), max(1, w // size)
+    small = frames[:, ::sy, ::sx].astype(np.float32) / 255.0  # strided: cheap, enough to compare frames
+    return premultiply(small).reshape(t, -1)
+
+
+def loop_period(frames: np.ndarray, min_period: int = NUM_FRAMES) -> int | None:
+    """Length in frames of one loop of an animation, or None when it does not loop seamlessly.
+
+    A shorter repeat wins (frames p.. equal frames 0.. within half a typical step, seen at least
+    twice); otherwise the whole file is one loop when its seam (last -> first) is no larger than
+    LOOP_TOLERANCE typical steps.
+    """
+    n = len(frames)
+    if n < min_period:
+        return None
+    x = _loop_signal(frames)
+    typical = max(float(np.median(np.abs(np.diff(x, axis=0)).mean(1))), 1e-4)
+    for p in range(min_period, n // 2 + 1):
+        if float(np.abs(x[p:] - x[:-p]).mean()) <= 0.5 * typical:
+            return p
+    seam = float(np.abs(x[-1] - x[0]).mean())
+    return n if seam <= LOOP_TOLERANCE * typical else None
+
+
+def plan_loop_clip(n_frames: int, period: int, video_fps: float, rng: random.Random | None = None,
+                   num_frames: int = NUM_FRAMES, start: int | None = None) -> ClipPlan:
+    """`num_frames` frames evenly over one loop of `period` frames, from a random phase (any roll of a
+    loop is a loop). The clip plays at num_frames / (period / video_fps) fps to keep the loop's speed."""
+    if period < 1 or period > n_frames:
+        raise ValueError(f"loop period {period}: expected 1 to {n_frames}")
+    if start is None:
+        start = rng.randrange(period) if rng else 0
+    idx = tuple((start + round(i * period / num_frames)) % period for i in range(num_frames))
+    return ClipPlan(idx, max(1, round(period / num_frames)), video_fps * num_frames / period)

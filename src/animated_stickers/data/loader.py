@@ -18,6 +18,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import math
 import os
 import random
 import tarfile
@@ -27,14 +28,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from ..rgba import fit_pad_frames
 from .animation import AnimationReadError, decode_animation
 from .buckets import MotionBuckets
-from .clips import COND_MODES, cond_frame_index, plan_clip
-from .keying import key_background
+from .captions import CAPTION_MIX, training_caption
+from .clips import COND_MODES, cond_frame_index, plan_clip, plan_loop_clip
+from .keying import key_background as chroma_key_frames
 
 log = logging.getLogger(__name__)
+DROPOUT = 0.07  # each CFG dropout case (text, image, both): the paper's 5-10%
 MEDIA_EXTS = ("webp", "gif", "png", "apng", "mp4", "webm", "mov", "mkv")
 
 
@@ -47,15 +50,17 @@ class LoaderConfig:
     num_frames: int = 8
     fps: float | str = 4.0  # sampling rate, or "dynamic" for the motion bucket's rate (paper 3.1.1)
     cond_mode: str = "middle"  # middle | first | last | random (paper 3.1.2)
-    p_drop_text: float = 0.05  # text only dropped
-    p_drop_image: float = 0.05  # image only dropped
-    p_drop_both: float = 0.05  # both dropped
+    p_drop_text: float = DROPOUT  # text only dropped (CFG dropout, paper 2.1)
+    p_drop_image: float = DROPOUT  # image only dropped
+    p_drop_both: float = DROPOUT  # both dropped
+    max_fps: float | None = 12.0  # clips are planned on a step grid thinned to at most this rate
+    caption_mix: tuple[float, float, float] = CAPTION_MIX  # subject+motion, motion only, subject only
     split: str | None = "train"  # 'train', 'heldout' or None for both
     kinds: tuple[str, ...] = ("animated",)  # add 'still' to get still images as frozen clips
     sources: tuple[str, ...] | None = None  # e.g. ('fluent-anim', 'procedural'); None = all
     shuffle_buffer: int = 256
     seed: int = 0
-    loop_clips: bool = True  # clips may wrap around the end: these animations loop seamlessly
+    loop_clips: bool = True  # samples that loop give whole loops (t frames over one period, random phase)
     epochs: int | None = None  # None streams forever (what a step-counted training loop wants)
     buckets: str | None = None  # a buckets.json to use instead of the one stored with the samples
 
@@ -75,8 +80,8 @@ def list_shards(data: str, split: str | None = None, kinds: tuple[str, ...] | No
         paths = sorted(glob.glob(os.path.join(data, "*.tar")))
         if kinds:
             paths = [p for p in paths if Path(p).name.split("-", 1)[0] in kinds]
-        if split:
-            paths = [p for p in paths if f"-{split}-" in Path(p).name]
+        if split:  # <kind>-<split>-NNNNNN.tar: an exact split ('heldout' is not 'heldout-style')
+            paths = [p for p in paths if Path(p).name.split("-", 1)[-1].rsplit("-", 1)[0] == split]
     else:
         paths = sorted(glob.glob(data))
     return paths
@@ -106,24 +111,6 @@ def iter_tar(path: str) -> Iterator[tuple[str, dict[str, bytes]]]:
         yield current, parts
 
 
-def resize_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, 4) uint8 -> (T, size, size, 4): scale the short side to `size`, crop the centre.
-
-    Pillow resizes RGBA with premultiplied alpha, so transparent pixels' colours do not bleed in.
-    """
-    t, h, w, _ = frames.shape
-    if (h, w) == (size, size):
-        return frames
-    scale = size / min(h, w)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    left, top = (nw - size) // 2, (nh - size) // 2
-    out = np.empty((t, size, size, 4), np.uint8)
-    for i, f in enumerate(frames):
-        im = Image.fromarray(f, "RGBA").resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
-        out[i] = np.asarray(im.crop((left, top, left + size, top + size)))
-    return out
-
-
 def draw_dropout(rng: random.Random, p_text: float, p_image: float, p_both: float) -> tuple[bool, bool]:
     """(drop_text, drop_image) for classifier-free guidance training: both, text only, image only, none."""
     u = rng.random()
@@ -147,36 +134,85 @@ def source_frames(meta: dict, steps: Sequence[int]) -> list[int]:
     return [mapping[i] for i in steps] if mapping else list(steps)
 
 
-def make_example(meta: dict, data: bytes, cfg: LoaderConfig, rng: random.Random,
-                 buckets: MotionBuckets | None = None) -> dict:
-    """One training example from a sample's metadata and file bytes (see the module docstring).
+def clip_grid(meta: dict, max_fps: float | None) -> tuple[int, float, int]:
+    """(frames, fps, stride) of the constant-rate step grid a sample's clips are planned on, thinned
+    to at most `max_fps` (a 24 fps loop at max_fps 12 keeps every 2nd step)."""
+    n, fps = int(meta["n_frames"]), float(meta["fps"])
+    stride = max(1, math.ceil(fps / max_fps - 1e-6)) if max_fps and fps > 0 else 1
+    return max(1, math.ceil(n / stride)), fps / stride, stride
 
-    `n_frames` and `fps` in the metadata describe the constant-rate steps that clips are planned on.
-    """
-    n, video_fps = int(meta["n_frames"]), float(meta["fps"])
-    if n < 2:
-        indices = [0] * cfg.num_frames  # a still as a frozen clip
-        clip_fps = float(cfg.fps) if cfg.fps != "dynamic" else video_fps or 8.0
+
+@dataclass(frozen=True)
+class ExamplePlan:
+    """Every random choice behind one training example; grid frame indices, not file frames."""
+
+    indices: tuple[int, ...]  # frames on the sample's clip_grid
+    fps: float  # the clip's playback rate
+    cond_index: int
+    caption: str  # the templated caption (never dropped)
+    drop_text: bool
+    drop_image: bool
+    loops: bool  # the clip is a whole seamless loop
+
+
+def plan_example(meta: dict, cfg: LoaderConfig, rng: random.Random, buckets: MotionBuckets | None = None,
+                 num_frames: int | None = None) -> ExamplePlan:
+    """The one rule set that turns a sample's metadata into a clip (shared by the pixel loader and the
+    training latent banks): whole loops where the sample loops, the paper's spacing rule elsewhere,
+    a random roll, the conditioning frame, the caption template and CFG dropout."""
+    t = num_frames or cfg.num_frames
+    n, grid_fps, stride = clip_grid(meta, cfg.max_fps)
+    period = meta.get("loop_period")
+    if n < 2:  # a still as a frozen clip
+        plan_idx, clip_fps, loops = (0,) * t, float(cfg.fps) if cfg.fps != "dynamic" else 8.0, True
+    elif cfg.loop_clips and period:
+        # Whole loops: the period in grid frames, `t` frames evenly over it from a random phase.
+        p = min(n, max(1, round(period / stride)))
+        plan = plan_loop_clip(n, p, grid_fps, rng, t)
+        plan_idx, clip_fps, loops = plan.indices, plan.fps, True
     else:
         if cfg.fps == "dynamic":
             fps = buckets.fps_for((meta.get("scores") or {}).get(buckets.score)) if buckets else \
                 float(meta.get("bucket_fps") or 8.0)
         else:
             fps = float(cfg.fps)
-        plan = plan_clip(n, video_fps, fps, rng, cfg.num_frames, loop=cfg.loop_clips)
-        indices, clip_fps = source_frames(meta, plan.indices), plan.fps
-    frames = decode_animation(data, "." + meta["ext"], indices=indices).frames
-    if meta.get("key_color"):
-        frames = key_background(frames, tuple(meta["key_color"]))
-    frames = resize_center_crop(frames, cfg.resolution)
-    video = torch.from_numpy(frames).permute(3, 0, 1, 2).float().div_(255.0)  # (T,H,W,4) -> (4,T,H,W)
-    cond_index = cond_frame_index(cfg.cond_mode, cfg.num_frames, rng)
+        plan = plan_clip(n, grid_fps, fps, rng, t, loop=False)
+        plan_idx, clip_fps, loops = plan.indices, plan.fps, False
+    cond_index = cond_frame_index(cfg.cond_mode, t, rng)
+    caption = training_caption(meta, rng, cfg.caption_mix)
     drop_text, drop_image = draw_dropout(rng, cfg.p_drop_text, cfg.p_drop_image, cfg.p_drop_both)
-    caption = meta.get("caption") or ""
-    return {"video": video, "cond_image": video[:, cond_index].clone(), "cond_index": cond_index,
-            "prompt": "" if drop_text else caption, "caption": caption, "drop_text": drop_text,
-            "drop_image": drop_image, "fps": float(clip_fps), "key": meta["key"],
-            "source": meta.get("source", ""), "split": meta.get("split", "")}
+    return ExamplePlan(tuple(plan_idx), float(clip_fps), cond_index, caption, drop_text, drop_image, loops)
+
+
+def grid_source_frames(meta: dict, indices: Sequence[int], max_fps: float | None) -> list[int]:
+    """File frame indices of clip_grid frames (grid -> constant-rate steps -> file frames)."""
+    stride = clip_grid(meta, max_fps)[2]
+    return source_frames(meta, [i * stride for i in indices])
+
+
+def decode_grid(meta: dict, data: bytes, resolution: int, max_fps: float | None,
+                indices: Sequence[int] | None = None) -> np.ndarray:
+    """(T, S, S, 4) uint8 straight RGBA frames of a sample on its clip grid (all of them by default),
+    keyed where the source had no alpha, fitted on a transparent square like a user's sticker."""
+    if indices is None:
+        indices = range(clip_grid(meta, max_fps)[0])
+    frames = decode_animation(data, "." + meta["ext"], indices=grid_source_frames(meta, indices, max_fps)).frames
+    if meta.get("key_color"):
+        frames = chroma_key_frames(frames, tuple(meta["key_color"]))
+    return fit_pad_frames(frames, resolution)
+
+
+def make_example(meta: dict, data: bytes, cfg: LoaderConfig, rng: random.Random,
+                 buckets: MotionBuckets | None = None) -> dict:
+    """One training example from a sample's metadata and file bytes (see the module docstring)."""
+    plan = plan_example(meta, cfg, rng, buckets)
+    frames = decode_grid(meta, data, cfg.resolution, cfg.max_fps, plan.indices)
+    video = torch.from_numpy(frames).permute(3, 0, 1, 2).float().div_(255.0)  # (T,H,W,4) -> (4,T,H,W)
+    return {"video": video, "cond_image": video[:, plan.cond_index].clone(), "cond_index": plan.cond_index,
+            "prompt": "" if plan.drop_text else plan.caption, "caption": plan.caption,
+            "drop_text": plan.drop_text, "drop_image": plan.drop_image, "fps": plan.fps,
+            "loops": plan.loops, "key": meta["key"], "source": meta.get("source", ""),
+            "split": meta.get("split", "")}
 
 
 def _dist_rank_world() -> tuple[int, int]:

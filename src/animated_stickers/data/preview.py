@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..atomic import atomic_path
+from ..rgba import fit_pad_frames
 from .animation import decode_animation
 from .buckets import MotionBuckets
 from .clips import plan_clip
-from .loader import resize_center_crop, source_frames
+from .loader import source_frames
 from .stats import load_manifest
 
 TILE = 96
@@ -68,7 +70,7 @@ def write_previews(folder: str | Path, out: str | Path, per_bucket: int = 6, num
             plan = plan_clip(rec["n_frames"], rec["fps"], fps, None, num_frames, loop=True)
             indices = source_frames(rec, plan.indices)
             frames = decode_animation(_read_sample(folder, rec), "." + rec["ext"], indices=indices).frames
-            clips.append(over_checkerboard(resize_center_crop(frames, tile)))
+            clips.append(over_checkerboard(fit_pad_frames(frames, tile)))
             labels.append(f"{rec['scores'][buckets.score]:.2f} {rec.get('label') or rec['key']}"[:40])
         stem = f"bucket-{b}-{fps:g}fps"
         written.append(_contact_sheet(clips, labels, tile, out / f"{stem}.png"))
@@ -85,9 +87,8 @@ def _contact_sheet(clips: list[np.ndarray], labels: list[str], tile: int, path: 
         draw.text((2, y + 1), label, fill="black")
         for c, frame in enumerate(clip):
             sheet.paste(Image.fromarray(frame), (c * tile, y + LABEL_H))
-    tmp = path.with_suffix(".tmp.png")
-    sheet.save(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
     return path
 
 
@@ -100,8 +101,7 @@ def _animated_grid(clips: list[np.ndarray], tile: int, fps: float, path: Path) -
         for i, clip in enumerate(clips):
             canvas.paste(Image.fromarray(clip[t]), ((i % cols) * tile, (i // cols) * tile))
         frames.append(canvas)
-    tmp = path.with_suffix(".tmp.webp")
-    frames[0].save(tmp, format="WEBP", save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0,
-                   quality=85)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="WEBP", save_all=True, append_images=frames[1:], duration=round(1000 / fps),
+                       loop=0, quality=85)
     return path

@@ -1,9 +1,11 @@
-"""Procedural animations of static stickers: weakly in-domain motion (paper 2.2 "short animations" stage).
+"""Procedural animations of static stickers: weakly in-domain motion with exact motion captions (paper 2.2
+"short animations" stage; issue 12).
 
-Each motion is a looping family of image warps (squash-and-stretch, bounce, wobble, spin, pulse, shake,
-float, wave, and partial warps that bend only part of the sticker) with a caption naming the motion, so
-the model sees sticker-style motion on every style of still. All motions are periodic in the phase
-phi = 2*pi*t/T with integer harmonics, so frame T equals frame 0 and the loop is seamless.
+Each motion is one or more components (bounce, hop, slide, sway, spin, rock, pulse, shake, squash/wobble/
+jelly, blink, wave, nod, float), each a looping family of image warps with random amplitude and speed.
+Every waveform is periodic in the phase phi = 2*pi*t/T with integer harmonics, so frame T equals frame 0
+and the loop is seamless. Captions come from the transform itself: the VOCAB words of the components
+(data/motionwords.py) with amplitude and speed adverbs from the actual parameters.
 
 Warping is done by inverse mapping with bilinear sampling on premultiplied RGBA (no dark fringes).
 """
@@ -16,6 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
+
+from ..rgba import fit_box, premultiply, to_uint8, unpremultiply
+from .motionwords import VOCAB, join_phrases, word_phrase
 
 FPS = 24.0
 NUM_FRAMES = 48  # a 2 s loop at 24 fps: long enough for 8-frame clips at 4 fps (spacing 6)
@@ -24,38 +30,57 @@ FILL = 0.72  # the sticker is shrunk to this share of the canvas, leaving room t
 
 @dataclass(frozen=True)
 class Motion:
-    """A named motion: its caption phrase and the per-frame inverse map it applies."""
+    """A named motion: its plain caption phrase, kind and the VOCAB words it shows (strongest first)."""
 
     name: str
     phrase: str
-    kind: str  # 'affine' or 'warp' (partial / non-rigid)
+    kind: str  # 'affine' (rigid / global) or 'warp' (partial / non-rigid)
+    words: tuple[str, ...] = ()
 
 
-MOTIONS: dict[str, Motion] = {m.name: m for m in [
-    Motion("squash", "squashing and stretching", "affine"),
-    Motion("bounce", "bouncing up and down", "affine"),
-    Motion("wobble", "wobbling from side to side", "affine"),
-    Motion("spin", "spinning around", "affine"),
-    Motion("pulse", "pulsing like a heartbeat", "affine"),
-    Motion("shake", "shaking", "affine"),
-    Motion("float", "floating gently up and down", "affine"),
-    Motion("wave", "waving like a flag in the wind", "warp"),
-    Motion("sway", "swaying its top from side to side", "warp"),
-    Motion("jelly", "jiggling like jelly", "warp"),
-    Motion("nod", "nodding its top forward", "warp"),
-]}
+_SINGLE = [  # name, phrase, kind, VOCAB word
+    ("squash", "squashing and stretching", "affine", "wobbling"),
+    ("bounce", "bouncing up and down", "affine", "bouncing"),
+    ("hop", "hopping up and down", "affine", "hopping"),
+    ("slide", "sliding from side to side", "affine", "sliding"),
+    ("wobble", "wobbling", "affine", "wobbling"),
+    ("rock", "rocking back and forth", "affine", "rocking"),
+    ("spin", "spinning around", "affine", "spinning"),
+    ("pulse", "pulsing like a heartbeat", "affine", "pulsing"),
+    ("shake", "shaking", "affine", "shaking"),
+    ("float", "floating gently up and down", "affine", "floating"),
+    ("wave", "waving", "warp", "waving"),
+    ("sway", "swaying its top from side to side", "warp", "swaying"),
+    ("jelly", "jiggling like jelly", "warp", "wobbling"),
+    ("nod", "nodding", "warp", "nodding"),
+    ("blink", "blinking", "warp", "blinking"),
+]
+COMBOS = [("bounce", "spin"), ("hop", "spin"), ("float", "spin"), ("slide", "spin"), ("bounce", "pulse"),
+          ("float", "blink"), ("rock", "blink"), ("sway", "blink"), ("hop", "wave"), ("slide", "bounce"),
+          ("pulse", "rock"), ("squash", "bounce"), ("float", "wave"), ("spin", "pulse")]
+
+MOTIONS: dict[str, Motion] = {n: Motion(n, p, k, (w,)) for n, p, k, w in _SINGLE}
+MOTIONS.update({
+    f"{a}+{b}": Motion(f"{a}+{b}", f"{MOTIONS[a].phrase} and {MOTIONS[b].phrase}",
+                       "warp" if "warp" in (MOTIONS[a].kind, MOTIONS[b].kind) else "affine",
+                       MOTIONS[a].words + MOTIONS[b].words)
+    for a, b in COMBOS})
 
 
-def _premultiply(rgba: np.ndarray) -> np.ndarray:
-    x = rgba.astype(np.float32) / 255.0
-    x[..., :3] *= x[..., 3:]
-    return x
+def procedural_motion_names(combos: bool = True) -> list[str]:
+    """Every procedural motion name ('bounce', ..., 'bounce+spin' combinations when `combos`)."""
+    return [n for n in MOTIONS if combos or "+" not in n]
 
 
-def _unpremultiply(x: np.ndarray) -> np.ndarray:
-    a = x[..., 3:]
-    rgb = np.where(a > 1e-4, x[..., :3] / np.maximum(a, 1e-4), 0.0)
-    return (np.concatenate([np.clip(rgb, 0, 1), np.clip(a, 0, 1)], -1) * 255.0 + 0.5).astype(np.uint8)
+def motion_words_of(motion: str) -> list[str]:
+    """The VOCAB words a procedural motion shows, strongest first ('bounce+spin' -> bouncing, spinning)."""
+    _check(motion)
+    return list(MOTIONS[motion].words)
+
+
+def _check(motion: str) -> None:
+    if motion not in MOTIONS:
+        raise ValueError(f"motion '{motion}': expected one of {', '.join(MOTIONS)}")
 
 
 def sample_bilinear(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -73,91 +98,215 @@ def sample_bilinear(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarr
     return top * (1 - fy) + bottom * fy
 
 
-def fit_on_canvas(rgba: np.ndarray, size: int, fill: float = FILL) -> np.ndarray:
-    """Centre the sticker's visible box, scaled to `fill` of a transparent size x size canvas."""
-    from PIL import Image
-
+def visible_crop(rgba: np.ndarray) -> Image.Image:
+    """The still (H, W, 4) uint8 cropped to its visible box (alpha > 8), so FILL measures the sticker."""
     ys, xs = np.nonzero(rgba[..., 3] > 8)
     if len(xs) == 0:
         raise ValueError("the still is fully transparent: nothing to animate")
-    crop = Image.fromarray(rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1], "RGBA")
-    scale = fill * size / max(crop.size)
-    crop = crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))), Image.LANCZOS)
+    return Image.fromarray(np.ascontiguousarray(rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1]), "RGBA")
+
+
+def fit_on_canvas(crop: Image.Image, size: int) -> np.ndarray:
+    """The crop centred on a transparent size x size canvas (rgba.fit_box geometry), long side FILL x size.
+
+    Pillow's own RGBA Lanczos (it premultiplies inside), not rgba.resize_image: the motion-word estimator's
+    borderline calls on the test face (squash, bounce+pulse in tests/test_motionwords.py) flip with the
+    latter's float filtering and alpha snapping, though the canvases differ by < 0.3/255 on average."""
+    left, top, nw, nh = fit_box(crop.size, (size, size), FILL)
     canvas = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    canvas.paste(crop, ((size - crop.width) // 2, (size - crop.height) // 2))
+    canvas.paste(crop.resize((nw, nh), Image.Resampling.LANCZOS), (left, top))
     return np.asarray(canvas)
 
 
-def _affine_inverse(x, y, cx, cy, sx=1.0, sy=1.0, theta=0.0, tx=0.0, ty=0.0):
-    """Source coordinates of output pixels for: scale (sx, sy), rotate theta about (cx, cy), then translate."""
-    u, v = x - cx - tx, y - cy - ty
-    c, s = math.cos(theta), math.sin(theta)
-    ur, vr = c * u + s * v, -s * u + c * v  # undo the rotation
-    return cx + ur / sx, cy + vr / sy
-
+# ---- components ------------------------------------------------------------------------------------
 
 InverseMap = Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]
 
 
-def _motion_map(name: str, size: int, box: tuple[float, float, float, float], rng: random.Random) -> InverseMap:
-    """The inverse map (x, y, phi) -> (x_src, y_src) of one motion, with randomised amplitude."""
+@dataclass(frozen=True)
+class Component:
+    """One motion component with its drawn parameters: `amp` in the component's own unit, `k` the cycles
+    per loop of its main waveform, `sign` a direction (spin / side)."""
+
+    name: str
+    amp: float
+    k: int
+    sign: int = 1
+
+    @property
+    def word(self) -> str:
+        return MOTIONS[self.name].words[0]
+
+
+# name -> (amplitude range, cycles-per-loop choices). Amplitudes: translations and shears in sticker sizes,
+# angles in degrees, scale and aspect as log ranges, local warps as a share of the sticker size.
+_PARAMS: dict[str, tuple[tuple[float, float], tuple[int, ...]]] = {
+    "squash": ((0.12, 0.45), (1, 2, 3)), "bounce": ((0.06, 0.18), (1, 2)), "hop": ((0.06, 0.18), (1, 2, 3)),
+    "slide": ((0.12, 0.36), (1, 2, 3)), "wobble": ((0.12, 0.45), (2, 3, 4)), "rock": ((10.0, 50.0), (1, 2, 3)),
+    "spin": ((1.0, 1.0), (1, 2)), "pulse": ((0.08, 0.3), (1, 2, 3)), "shake": ((0.03, 0.12), (8, 10)),
+    "float": ((0.05, 0.16), (1,)), "wave": ((0.15, 0.35), (2, 3, 4)), "sway": ((0.1, 0.4), (1, 2)),
+    "jelly": ((0.12, 0.4), (2, 3)), "nod": ((0.06, 0.16), (1, 2, 3)), "blink": ((0.6, 1.2), (1, 2)),
+}
+
+
+def draw_components(motion: str, seed: int = 0) -> list[Component]:
+    """The components of `motion` with their parameters, drawn reproducibly from (seed, motion)."""
+    _check(motion)
+    rng = random.Random(f"{seed}:{motion}")
+    out = []
+    for name in motion.split("+"):
+        (lo, hi), ks = _PARAMS[name]
+        out.append(Component(name, rng.uniform(lo, hi), rng.choice(ks), rng.choice([-1, 1])))
+    return out
+
+
+def _waveform(c: Component, p: float) -> dict[str, float]:
+    """The global transform of an affine component at phase p: translation (sticker sizes), rotation
+    (degrees), log scale and log aspect (sy/sx)."""
+    a, k, s = c.amp, c.k, c.sign
+    if c.name == "bounce":  # a ball: up in arcs, a short squash at each contact
+        contact = max(0.0, math.cos(2 * k * p)) ** 8
+        return {"ty": -a * abs(math.sin(k * p)), "aspect": -0.1 * contact}
+    if c.name == "hop":  # a jump, then rest on the ground for half of each cycle
+        return {"ty": -a * max(0.0, math.sin(k * p)) ** 1.5}
+    if c.name == "slide":
+        return {"tx": 0.5 * a * s * math.sin(k * p)}
+    if c.name in ("squash", "wobble"):
+        return {"aspect": 0.5 * a * math.sin(k * p)}
+    if c.name == "rock":
+        return {"rot": 0.5 * a * math.sin(k * p)}
+    if c.name == "spin":
+        return {"rot": math.degrees(s * k * p)}
+    if c.name == "pulse":  # a heartbeat: quick growth, slower release
+        return {"scale": a * max(0.0, math.sin(k * p)) ** 3}
+    if c.name == "shake":
+        return {"tx": 0.35 * a * (math.sin(k * p) + 0.5 * math.sin((k + 2) * p)),
+                "ty": 0.2 * a * math.sin((k - 1) * p), "rot": 40 * a * math.sin((k + 1) * p)}
+    if c.name == "float":
+        return {"ty": 0.5 * a * math.sin(k * p), "rot": 2.0 * math.cos(k * p)}
+    return {}
+
+
+def _pivot(c: Component, box: tuple[float, float, float, float]) -> tuple[float, float]:
     left, top, right, bottom = box
-    cx, cy, height = (left + right) / 2, (top + bottom) / 2, bottom - top
-    amp = rng.uniform(0.7, 1.3)
-    k = rng.choice([1, 1, 2])  # cycles per loop
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    return (cx, bottom) if c.name in ("bounce", "hop", "squash", "wobble", "rock") else (cx, cy)
 
-    def rel_height(y):  # 0 at the bottom of the sticker, 1 at its top
-        return np.clip((bottom - y) / max(height, 1.0), 0.0, 1.0)
 
-    maps: dict[str, InverseMap] = {
-        "squash": lambda x, y, p: _affine_inverse(x, y, cx, bottom, sx=1 / (1 - 0.12 * amp * math.sin(k * p)),
-                                                  sy=1 - 0.12 * amp * math.sin(k * p)),
-        "bounce": lambda x, y, p: _affine_inverse(
-            x, y, cx, bottom, ty=-0.12 * amp * size * abs(math.sin(k * p)),
-            sy=1 - 0.08 * amp * max(0.0, math.cos(2 * k * p)) ** 8,
-            sx=1 + 0.08 * amp * max(0.0, math.cos(2 * k * p)) ** 8),
-        "wobble": lambda x, y, p: _affine_inverse(x, y, cx, bottom, theta=0.18 * amp * math.sin(k * p)),
-        "spin": lambda x, y, p: _affine_inverse(x, y, cx, cy, theta=p * (1 if amp > 1 else -1)),
-        "pulse": lambda x, y, p: _affine_inverse(
-            x, y, cx, cy, sx=1 + 0.1 * amp * max(0.0, math.sin(2 * p)) ** 3,
-            sy=1 + 0.1 * amp * max(0.0, math.sin(2 * p)) ** 3),
-        "shake": lambda x, y, p: _affine_inverse(
-            x, y, cx, cy, tx=0.03 * amp * size * (math.sin(6 * p) + 0.5 * math.sin(10 * p)),
-            theta=0.05 * amp * math.sin(8 * p)),
-        "float": lambda x, y, p: _affine_inverse(x, y, cx, cy, ty=0.06 * amp * size * math.sin(p),
-                                                 theta=0.05 * amp * math.cos(p)),
-        "wave": lambda x, y, p: (x, y - 0.04 * amp * size * np.sin(2 * math.pi * (x - left) / (0.8 * size) - k * p)
-                                 * (x - left) / max(right - left, 1.0)),
-        "sway": lambda x, y, p: (x - 0.12 * amp * size * rel_height(y) ** 2 * math.sin(k * p), y),
-        "jelly": lambda x, y, p: (cx + (x - cx) / (1 + 0.08 * amp * math.sin(2 * k * p) * rel_height(y)),
-                                  bottom - (bottom - y)
-                                  / (1 - 0.08 * amp * math.sin(2 * k * p) * rel_height(y) ** 0.5)),
-        "nod": lambda x, y, p: (x, y - 0.1 * amp * size * rel_height(y) ** 2 * (0.5 - 0.5 * math.cos(k * p))),
-    }
-    if name not in maps:
-        raise ValueError(f"motion '{name}': expected one of {', '.join(MOTIONS)}")
-    return maps[name]
+def _affine_inverse(x, y, c: Component, p: float, box, sticker: float):
+    """Source coordinates of output pixels for one affine component (scale, aspect, rotate, translate)."""
+    w = _waveform(c, p)
+    px, py = _pivot(c, box)
+    sx = math.exp(w.get("scale", 0.0) - w.get("aspect", 0.0) / 2)
+    sy = math.exp(w.get("scale", 0.0) + w.get("aspect", 0.0) / 2)
+    th = math.radians(w.get("rot", 0.0))
+    u, v = x - px - w.get("tx", 0.0) * sticker, y - py - w.get("ty", 0.0) * sticker
+    cos, sin = math.cos(th), math.sin(th)
+    ur, vr = cos * u + sin * v, -sin * u + cos * v  # undo the rotation
+    return px + ur / sx, py + vr / sy
+
+
+def _smooth(t):
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def _warp_inverse(x, y, c: Component, p: float, box, sticker: float):
+    """Source coordinates for one partial / non-rigid component."""
+    left, top, right, bottom = box
+    cx, width, height = (left + right) / 2, right - left, bottom - top
+    a, k = c.amp, c.k
+    up = np.clip((bottom - y) / max(height, 1.0), 0.0, 1.0)  # 0 at the bottom of the sticker, 1 at its top
+    if c.name == "sway":  # the top bends sideways, the bottom stays
+        return x - 0.5 * a * height * up ** 2 * math.sin(k * p) * c.sign, y
+    if c.name == "jelly":
+        m = 0.5 * a * math.sin(k * p) * up  # log aspect, growing towards the top: the top squashes most
+        return cx + (x - cx) * np.exp(m / 2), bottom - (bottom - y) * np.exp(-m / 2)
+    if c.name == "nod":  # the top third dips forward and back (a head nodding)
+        return x, y - a * height * _smooth((up - 0.35) / 0.65) * (0.5 - 0.5 * math.cos(k * p))
+    if c.name == "wave":  # one side (an arm) swings about a pivot at a third of the width from the centre
+        side = c.sign
+        pivot_x, pivot_y = cx + side * width / 6, top + 0.55 * height
+        reach = _smooth(side * (x - pivot_x) / (width / 3))
+        th = math.radians(60.0 * a) * math.sin(k * p) * reach
+        u, v = x - pivot_x, y - pivot_y
+        return pivot_x + np.cos(th) * u + np.sin(th) * v, pivot_y - np.sin(th) * u + np.cos(th) * v
+    if c.name == "blink":  # the eye band (a third down the box) squashes shut briefly, then opens
+        eye_y, band = top + 0.36 * height, 0.16 * height
+        m = a * max(0.0, math.cos(k * p)) ** 12  # closed at phase 0 only briefly: the rest is open
+        d = (y - eye_y) / band
+        inside = np.abs(x - cx) < 0.45 * width
+        g = np.where(inside & (np.abs(d) < 1), (1 - np.minimum(d * d, 1)) ** 2, 0.0)
+        return x, y + m * (y - eye_y) * g
+    raise ValueError(f"motion '{c.name}': expected one of {', '.join(MOTIONS)}")
 
 
 def animate_still(rgba: np.ndarray, motion: str, size: int = 256, num_frames: int = NUM_FRAMES,
                   seed: int = 0) -> np.ndarray:
     """A seamless loop (num_frames, size, size, 4) uint8 of the still (H, W, 4) doing `motion`."""
-    canvas = fit_on_canvas(rgba, size)
+    _check(motion)
+    canvas = fit_on_canvas(visible_crop(rgba), size)  # (size, size, 4) uint8
     ys, xs = np.nonzero(canvas[..., 3] > 8)
     box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-    inverse = _motion_map(motion, size, box, random.Random(f"{seed}:{motion}"))
-    src = _premultiply(canvas)
+    sticker = max(box[2] - box[0], box[3] - box[1])
+    comps = draw_components(motion, seed)
+    src = premultiply(canvas)
     y, x = np.mgrid[:size, :size].astype(np.float32) + 0.5
     frames = []
     for t in range(num_frames):
-        xs_, ys_ = inverse(x, y, 2 * math.pi * t / num_frames)
-        frames.append(_unpremultiply(sample_bilinear(src, np.asarray(xs_) - 0.5, np.asarray(ys_) - 0.5)))
+        p = 2 * math.pi * t / num_frames
+        xs_, ys_ = x, y
+        for c in comps:  # the first component is the outermost: undo it first
+            inverse = _warp_inverse if MOTIONS[c.name].kind == "warp" else _affine_inverse
+            xs_, ys_ = inverse(xs_, ys_, c, p, box, sticker)
+        frames.append(to_uint8(unpremultiply(sample_bilinear(src, np.asarray(xs_) - 0.5, np.asarray(ys_) - 0.5))))
     return np.stack(frames)
 
 
-def motion_caption(subject: str, motion: str) -> str:
-    """'grinning face' + 'bounce' -> 'grinning face, bouncing up and down'."""
-    return f"{subject}, {MOTIONS[motion].phrase}"
+# ---- captions ---------------------------------------------------------------------------------------
+
+
+def component_amplitude(c: Component, num_frames: int = NUM_FRAMES) -> float | None:
+    """The peak-to-peak amplitude of a component in its VOCAB word's unit, from the waveform itself
+    (None for local warps: their adverb comes from where `amp` lies in its range)."""
+    series = [_waveform(c, 2 * math.pi * t / num_frames) for t in range(num_frames)]
+    key = {"bouncing": "ty", "hopping": "ty", "floating": "ty", "sliding": "tx", "rocking": "rot",
+           "pulsing": "scale", "wobbling": "aspect", "shaking": "tx"}.get(c.word)
+    if key is None or MOTIONS[c.name].kind == "warp":
+        return None
+    values = [s.get(key, 0.0) for s in series]
+    return max(values) - min(values)
+
+
+def component_phrase(c: Component, num_frames: int = NUM_FRAMES, fps: float = FPS,
+                     rng: random.Random | None = None) -> str:
+    """'gently bouncing quickly up and down': the word with adverbs from the actual parameters."""
+    hz = c.k * fps / num_frames * (2 if c.name == "bounce" else 1)  # |sin| repeats twice per cycle
+    amp = component_amplitude(c, num_frames)
+    if amp is None:  # local warps: the third of the parameter range the draw fell in
+        (lo, hi), _ = _PARAMS[c.name]
+        w = VOCAB[c.word]
+        amp = w.gentle * 0.5 if c.amp < lo + (hi - lo) / 3 else w.wild * 2 if c.amp > hi - (hi - lo) / 3 else (
+            w.gentle + w.wild) / 2
+    if c.name == "shake":
+        hz = c.k * fps / num_frames
+    return word_phrase(c.word, amp, hz, rng)
+
+
+def exact_motion_phrase(motion: str, seed: int = 0, num_frames: int = NUM_FRAMES, fps: float = FPS,
+                        rng: random.Random | None = None) -> str:
+    """The exact phrase of what `animate_still(..., motion, num_frames=..., seed=seed)` does, e.g.
+    'bouncing quickly up and down while spinning slowly around' (a random wording with `rng`)."""
+    return join_phrases([component_phrase(c, num_frames, fps, rng) for c in draw_components(motion, seed)], rng)
+
+
+def motion_caption(subject: str, motion: str, seed: int | None = None, num_frames: int = NUM_FRAMES,
+                   fps: float = FPS) -> str:
+    """'grinning face' + 'bounce' -> 'grinning face, bouncing up and down'; with `seed`, the exact phrase
+    with adverbs of the clip `animate_still(..., seed=seed)` made."""
+    _check(motion)
+    phrase = MOTIONS[motion].phrase if seed is None else exact_motion_phrase(motion, seed, num_frames, fps)
+    return f"{subject}, {phrase}"
 
 
 def pick_motions(key: str, n: int, motions: list[str] | None = None) -> list[str]:

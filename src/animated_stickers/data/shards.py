@@ -30,9 +30,11 @@ import numpy as np
 from .animation import decode_animation
 from .buckets import DEFAULT_FPS, MotionBuckets
 from .clips import constant_rate_steps
-from .sources import Item
+from ..errors import UserError
+from .sources import Item, item_split
 
-SCHEMA = 1
+SCHEMA = 2  # 2: loop_period, measured motion, subject; procedural_motion (was motion)
+PROCEDURAL_FRAMES = 24  # a procedural loop: 24 frames at data.procedural.FPS
 ANALYSIS = "work/analysis.jsonl"
 GENERATED = "work/generated"
 
@@ -91,9 +93,8 @@ def describe(rec: dict) -> dict:
     """
     from .captions import CaptionError, caption_for, is_codepoint_stem
     from .procedural import MOTIONS, motion_caption
-    from .splits import split_of
 
-    name, given, motion = rec["name"], rec.get("given_caption"), rec.get("motion")
+    name, given, motion = rec["name"], rec.get("given_caption"), rec.get("procedural_motion")
     cap = None
     if is_codepoint_stem(name):
         try:
@@ -103,13 +104,17 @@ def describe(rec: dict) -> dict:
     text = given or (cap.text if cap else "")
     label = given or (cap.label if cap else "")
     keywords = list(cap.keywords) if cap else []
+    subject = text
     if motion:
         label = label or name
-        text = motion_caption(label, motion)
+        subject = label
+        text = motion_caption(label, motion, rec.get("procedural_seed", 0), rec.get("procedural_frames", 8),
+                              rec.get("fps", 12.0))
         keywords += [motion, MOTIONS[motion].phrase]
     source = "given" if given else cap.source if cap else "none"
-    return {"caption": text, "label": label, "keywords": keywords, "base": cap.base if cap else None,
-            "caption_source": source, "split": split_of(name)}
+    return {"caption": text, "subject": subject, "label": label, "keywords": keywords,
+            "base": cap.base if cap else None,
+            "caption_source": source, "split": item_split(rec)}
 
 
 def analyse_item(item: Item, out: str, with_mv: bool = True, procedural_size: int = 256) -> dict:
@@ -118,7 +123,8 @@ def analyse_item(item: Item, out: str, with_mv: bool = True, procedural_size: in
     from .motion import motion_scores
 
     rec = {"key": item.key, "source": item.source, "license": item.license, "kind": item.kind,
-           "path": item.path, "name": item.name, "given_caption": item.caption, "motion": item.motion}
+           "path": item.path, "name": item.name, "given_caption": item.caption,
+           "procedural_motion": item.motion}
     try:
         data = Path(item.path).read_bytes()
         suffix = Path(item.path).suffix.lower()
@@ -126,7 +132,9 @@ def analyse_item(item: Item, out: str, with_mv: bool = True, procedural_size: in
         if item.motion:  # procedural: animate the still, keep the generated file as the sample's bytes
             from .procedural import FPS, animate_still
 
-            generated = animate_still(anim.frames[0], item.motion, size=procedural_size, seed=0)
+            generated = animate_still(anim.frames[0], item.motion, size=procedural_size, seed=0,
+                                      num_frames=PROCEDURAL_FRAMES)
+            rec.update(procedural_seed=0, procedural_frames=PROCEDURAL_FRAMES)
             data, suffix = _encode_webp(generated, FPS), ".webp"
             gen = Path(out) / GENERATED / f"{item.key}.webp"
             gen.parent.mkdir(parents=True, exist_ok=True)
@@ -159,11 +167,26 @@ def analyse_item(item: Item, out: str, with_mv: bool = True, procedural_size: in
         })
         if n >= 2:
             rec["scores"] = motion_scores(frames, fps, with_mv=with_mv).to_dict()
+            rec.update(measure_clip(frames, fps))
         else:
             rec["scores"] = None
         return rec
     except Exception as e:  # noqa: BLE001 -- a bad file never aborts a long run: it becomes an error line
         return {**rec, "status": "error", "reason": f"{type(e).__name__}: {_one_line(e)}"}
+
+
+def measure_clip(frames: np.ndarray, fps: float) -> dict:
+    """Loop period (frames, None when the animation does not loop seamlessly) and the measured motion
+    of the canonical clip training sees (NUM_FRAMES frames over one loop, or the spacing rule)."""
+    from .clips import NUM_FRAMES, loop_period, plan_clip, plan_loop_clip
+    from .motionwords import describe_motion, motion_words
+
+    period = loop_period(frames)
+    plan = plan_loop_clip(len(frames), period, fps, start=0) if period else \
+        plan_clip(len(frames), fps, 8.0, num_frames=NUM_FRAMES)
+    clip = frames[list(plan.indices)]
+    desc = describe_motion(clip, plan.fps, cond_index=(NUM_FRAMES - 1) // 2)
+    return {"loop_period": period, "motion": desc.to_dict(), "motion_words": motion_words(desc)}
 
 
 def _analyse_star(args) -> dict:
@@ -252,10 +275,9 @@ def fit_buckets(records: Iterable[dict], opts: PrepareOptions) -> MotionBuckets:
     """Buckets from the given table, else fitted on training animations' scores."""
     if opts.bucket_table:
         return MotionBuckets.from_table(opts.bucket_table, score=opts.bucket_score)
-    from .splits import split_of
 
     scores = [r["scores"][opts.bucket_score] for r in records
-              if r.get("kind") == "animated" and split_of(r["name"]) == "train" and r.get("scores")
+              if r.get("kind") == "animated" and item_split(r) == "train" and r.get("scores")
               and r["scores"].get(opts.bucket_score) is not None]
     if not scores:  # e.g. only held-out or stills: fall back to every scored record
         scores = [r["scores"][opts.bucket_score] for r in records
@@ -273,11 +295,10 @@ def _shard_order(key: str) -> str:
 
 def plan_shards(records: list[dict], shard_size: int) -> dict[str, list[dict]]:
     """{shard file name: records}: grouped by kind and split, fixed pseudo-random order, `shard_size` each."""
-    from .splits import split_of
 
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in records:
-        groups.setdefault((r["kind"], split_of(r["name"])), []).append(r)
+        groups.setdefault((r["kind"], item_split(r)), []).append(r)
     plan = {}
     for (kind, split), rows in sorted(groups.items()):
         rows.sort(key=lambda r: _shard_order(r["key"]))
@@ -334,10 +355,14 @@ def prepare(items: list[Item], out: str | Path, opts: PrepareOptions | None = No
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    from ..eval.unseen import assert_not_training_source
+
+    for it in items:
+        assert_not_training_source(it)  # Twemoji / Noto are unseen-style test sets, never prepared
     keys = [it.key for it in items]
     dup = next((k for k, n in Counter(keys).items() if n > 1), None)
     if dup:
-        raise ValueError(f"duplicate sample key '{dup}': two sources name the same file")
+        raise UserError(f"duplicate sample key '{dup}': two sources name the same file")
     analysed, n_now = analyse_all(items, out, opts)
     wanted = set(keys)
     records = [analysed[k] for k in keys if k in analysed]

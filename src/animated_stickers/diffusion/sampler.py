@@ -15,13 +15,15 @@ No clipping anywhere: latents are not bounded to [-1, 1].
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
-from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from ..config import ModelConfig
 from .schedules import logsnr_timesteps, scheduler_kwargs, train_scheduler
+
+if TYPE_CHECKING:
+    from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 SCHEDULERS = ("dpm", "dpm-lu", "ddim", "ddpm")
 
@@ -34,7 +36,10 @@ def make_scheduler(cfg: ModelConfig, name: str = "dpm", steps: int = 15) -> Sche
     kw = scheduler_kwargs(cfg)
     if steps < 1:
         raise ValueError(f"steps={steps}: expected at least 1")
+    # Each solver's own module, imported when used (cold start: the DPM module pulls in scipy.stats).
     if name in ("dpm", "dpm-lu"):
+        from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
+
         s = DPMSolverMultistepScheduler(**kw, algorithm_type="dpmsolver++", solver_order=2,
                                         final_sigmas_type="zero", use_lu_lambdas=name == "dpm-lu")
         if name == "dpm-lu":
@@ -42,9 +47,13 @@ def make_scheduler(cfg: ModelConfig, name: str = "dpm", steps: int = 15) -> Sche
         else:
             s.set_timesteps(timesteps=logsnr_timesteps(train_scheduler(cfg).alphas_cumprod, steps))
     elif name == "ddim":
+        from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+
         s = DDIMScheduler(**kw, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
         s.set_timesteps(steps)
     elif name == "ddpm":
+        from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+
         s = DDPMScheduler(**kw, clip_sample=False, timestep_spacing="trailing")
         s.set_timesteps(steps)
     else:

@@ -7,7 +7,7 @@ sampler built in diffusion/sampler.py), so training and sampling can never disag
 from __future__ import annotations
 
 import torch
-from diffusers import DDPMScheduler
+from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
 from ..config import ModelConfig
 

@@ -7,7 +7,6 @@ rate per criterion; `compare_motion_stats` compares generated and real motion wh
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,9 @@ from PIL import Image, UnidentifiedImageError
 
 from ..data.animation import AnimationReadError, read_animation
 from ..errors import UserError
-from .imageops import resize_premultiplied
+from ..prompts_file import PROMPTS_FILE, read_prompts_file
+from ..rgba import resize_premultiplied
+from .detail import detail_ratio, frame_quality
 from .measures import (
     CRITERIA,
     CRITERION_NAMES,
@@ -28,6 +29,7 @@ from .measures import (
     measure_all,
     motion_score,
 )
+from .relevance import motion_relevance, relevance_summary
 from .thresholds import Threshold, load_thresholds
 
 OUTPUT_SUFFIXES = (".webp", ".gif", ".png", ".apng", ".webm", ".mp4", ".mov")
@@ -96,49 +98,6 @@ def failed_everywhere(stem: str, error: str, thresholds: Mapping[str, Threshold]
 # ---- folders -------------------------------------------------------------------------------------
 
 
-@dataclass
-class InputSticker:
-    """One entry of prompts.json: the sticker image, its prompt and its stem (the output's name)."""
-
-    image: Path
-    prompt: str
-
-    @property
-    def stem(self) -> str:
-        return self.image.stem
-
-
-def read_inputs(inputs: Path) -> list[InputSticker]:
-    """Parse `inputs/prompts.json` ([{"image": "name.png", "prompt": "..."}]); errors name the bad entry."""
-    pj = inputs / "prompts.json"
-    if not inputs.is_dir():
-        raise UserError(f"'{inputs}': inputs folder not found")
-    try:
-        data = json.loads(pj.read_text())
-    except FileNotFoundError:
-        raise UserError(
-            f'\'{pj}\': missing; expected a list of {{"image": "name.png", "prompt": "..."}}'
-        ) from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"'{pj}': not valid JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(data, list):
-        raise UserError(f'\'{pj}\': expected a JSON list of {{"image": ..., "prompt": ...}} objects')
-    items, stems = [], set()
-    for i, e in enumerate(data):
-        if not (isinstance(e, dict) and isinstance(e.get("image"), str) and isinstance(e.get("prompt"), str)):
-            raise UserError(f"'{pj}': entry {i} needs string fields 'image' and 'prompt'")
-        path = inputs / e["image"]
-        if not path.is_file():
-            raise UserError(f"'{pj}': entry {i} names image '{e['image']}', which is not in '{inputs}'")
-        if path.stem in stems:
-            raise UserError(
-                f"'{pj}': entry {i}: two inputs share the stem '{path.stem}' (outputs are named by it)"
-            )
-        stems.add(path.stem)
-        items.append(InputSticker(path, e["prompt"]))
-    return items
-
-
 def find_output(outputs: Path, stem: str) -> Path | None:
     """The animation for `stem` in `outputs` (first of .webp .gif .png .apng .webm .mp4 .mov), or None."""
     for suffix in OUTPUT_SUFFIXES:
@@ -171,7 +130,7 @@ def judge_folder(
     if not outputs.is_dir():
         raise UserError(f"'{outputs}': outputs folder not found")
     results = []
-    for item in progress(read_inputs(inputs)):
+    for item in progress(read_prompts_file(inputs / PROMPTS_FILE, images_must_exist=True)):
         image = read_image(item.image)
         out = find_output(outputs, item.stem)
         if out is None:
@@ -215,8 +174,11 @@ def judge_one(
     res = StickerResult(stem, judge_clip(clip, thresholds), **kw)
     res.extra["frames"] = int(frames.shape[0])
     res.extra["size"] = [int(frames.shape[1]), int(frames.shape[2])]
+    res.extra["detail_ratio"] = detail_ratio(frames, image)  # fine detail kept (eval/detail.py)
+    res.extra.update(motion_relevance(frames, clip.cond, kw.get("prompt")))  # prompted vs measured motion
     if real is not None:
         res.extra["vs_real"] = _vs_real(clip, make_clip(real, image, cond))
+        res.extra["vs_real"].update(frame_quality(frames, real))  # PSNR/SSIM at the real size
     return res
 
 
@@ -245,6 +207,8 @@ def summarise(results: list[StickerResult], thresholds: Mapping[str, Threshold])
         "n_failed_to_read": sum(1 for r in results if r.error),
         "criteria": crit,
         "all_criteria": {"passed": all_passed, "n": n, "pass_rate": all_passed / n if n else 0.0},
+        "detail_ratio": _quantiles(np.array([r.extra["detail_ratio"] for r in results if "detail_ratio" in r.extra])),
+        "relevance": relevance_summary([r.extra.get("motion", {}) for r in results]),  # eval/relevance.py
     }
 
 

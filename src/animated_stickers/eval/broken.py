@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .imageops import blur, dilate, premultiply, shift
+from ..rgba import premultiply
+from .imageops import blur, dilate, shift
 
 Breaker = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 

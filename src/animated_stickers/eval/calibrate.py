@@ -177,7 +177,8 @@ def run_calibration(
     """Measure, fit thresholds, and write calibration.md, calibration.json and thresholds.json."""
     from datetime import date
 
-    from .report import calibration_markdown, dumps, write_text_atomic
+    from ..atomic import atomic_write_text
+    from .report import calibration_markdown, dumps
     from .thresholds import thresholds_to_json
 
     data = collect(files, size=size, limit=limit, progress=progress)
@@ -217,7 +218,8 @@ def run_calibration(
         "stems": data.stems,
         "values": data.values,
     }
-    write_text_atomic(out_dir / "calibration.md", md)
-    write_text_atomic(out_dir / "calibration.json", dumps(report) + "\n")
-    write_text_atomic(out_dir / "thresholds.json", dumps(th_json) + "\n")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "calibration.md", md)
+    atomic_write_text(out_dir / "calibration.json", dumps(report) + "\n")
+    atomic_write_text(out_dir / "thresholds.json", dumps(th_json) + "\n")
     return {"markdown": md, "thresholds": th_json, "report": report}

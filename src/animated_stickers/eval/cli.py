@@ -90,6 +90,60 @@ def auto(
         print(f"wrote {paths['jsonl']}, {paths['json']}, {paths['md']}", file=sys.stderr)
 
 
+@app.command()
+@one_line_errors
+def axes(
+    model: Path = typer.Option(None, help="Model folder (default: the bundled weights/tiny)."),
+    style: list[str] = typer.Option(["heldout"], help="heldout, fluent-high-contrast, twemoji, noto (repeatable)."),
+    n: int = typer.Option(10, min=1, help="Stickers per style (4 motion prompts each, plus a second seed)."),
+    size: int = typer.Option(256, min=64, max=512, help="Sticker size (long side, px)."),
+    steps: int | None = typer.Option(None, min=1, help="Sampling steps (default: the model's)."),
+    text_guidance: float | None = typer.Option(None, help="sigma_T (default: the model's)."),
+    image_guidance: float | None = typer.Option(None, help="sigma_I (default: the model's)."),
+    frames: int | None = typer.Option(None, min=2, max=32, help="Frames per loop (default: the model's)."),
+    report: Path | None = typer.Option(None, help="Write axes.json + axes.md here."),
+) -> None:
+    """Detail, relevance and looping on held-out and unseen-style stickers (what a user sees first)."""
+    import dataclasses
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from ..atomic import atomic_write_text
+    from ..data.sources import default_cache
+    from ..sampling.pipeline import AnimatePipeline, clip_layout
+    from .axes import STYLES, evaluate_style, load_stickers, summary_markdown
+    from .thresholds import load_thresholds
+
+    bad = [s for s in style if s not in STYLES]
+    if bad:
+        raise UserError(f"--style '{bad[0]}': expected one of {', '.join(STYLES)}")
+    pipe = AnimatePipeline.from_dir(model)
+    over = {k: v for k, v in {"steps": steps, "text_guidance": text_guidance, "image_guidance": image_guidance,
+                              "num_frames": frames}.items() if v is not None}
+    params = dataclasses.replace(pipe.model.sampling, **over)
+    t, cond = clip_layout(pipe.model.cfg, params)
+
+    def animate(rgba, prompts, seed):
+        out = pipe.animate([Image.fromarray(rgba, "RGBA")] * len(prompts), prompts,
+                           dataclasses.replace(params, seed=seed))
+        return [np.stack([np.asarray(f.convert("RGBA")) for f in seq]) for seq in out]
+
+    th = load_thresholds()
+    results = {}
+    for s in style:
+        stickers = load_stickers(s, n, default_cache(), size)
+        results[s] = evaluate_style(animate, stickers, cond, 8.0 * t / 8, th, progress=_bar(f"axes {s}"))
+    text = summary_markdown(results)
+    print(text)
+    if report:
+        report.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(report / "axes.json", json.dumps({"params": dataclasses.asdict(params), **results},
+                                                           indent=1, default=str))
+        atomic_write_text(report / "axes.md", text + "\n")
+
+
 def _model_resolution(model: Path) -> int:
     """The canvas size the model works at (its config), 128 when unknown."""
     from ..models.checkpoint import ModelLoadError, read_config
@@ -126,9 +180,9 @@ def calibrate(
     install: bool = typer.Option(False, help="Also make these the package's default thresholds."),
 ) -> None:
     """Run every measure on real held-out clips and broken versions; fit and report thresholds."""
+    from ..atomic import atomic_write_text
     from .calibrate import run_calibration
     from .realclips import default_fluent_glob, fluent_files
-    from .report import write_text_atomic
     from .thresholds import THRESHOLDS_FILE
 
     if split not in ("heldout", "train", "all"):
@@ -142,5 +196,5 @@ def calibrate(
         raise UserError(f"'{assets or default_fluent_glob()}': {e}") from None
     print(result["markdown"])
     if install:
-        write_text_atomic(THRESHOLDS_FILE, (out / "thresholds.json").read_text())
+        atomic_write_text(THRESHOLDS_FILE, (out / "thresholds.json").read_text())
         print(f"installed thresholds into {THRESHOLDS_FILE}", file=sys.stderr)

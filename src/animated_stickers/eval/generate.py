@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..atomic import atomic_write_text
 from ..errors import UserError
 from .realclips import RealClip, fluent_files, load_real_clips, prompt_for
-from .report import write_text_atomic
 
 
 def _save_animation(frames: list[Image.Image], path: Path, fps: float = 8.0) -> Path:
@@ -64,7 +64,7 @@ def generate_for_clips(
     for rc in clips:
         Image.fromarray(rc.image).save(inputs / f"{rc.stem}.png")
         entries.append({"image": f"{rc.stem}.png", "prompt": prompt_for(rc.stem)})
-    write_text_atomic(inputs / "prompts.json", json.dumps(entries, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(inputs / "prompts.json", json.dumps(entries, indent=1, ensure_ascii=False) + "\n")
     batches = [list(range(i, min(i + batch_size, len(clips)))) for i in range(0, len(clips), batch_size)]
     for batch in progress(batches):
         images = [Image.fromarray(clips[i].image) for i in batch]

@@ -7,7 +7,6 @@ explicitly so one function serves single images and stacks.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 
 def _window_slices(x: np.ndarray, r: int, axis: int, mode: str, fill=None):
@@ -80,52 +79,6 @@ def downscale(x: np.ndarray, f: int, axes: tuple[int, int]) -> np.ndarray:
     shape[a1 : a1 + 1] = [w // f, f]
     shape[a0 : a0 + 1] = [h // f, f]
     return x.reshape(shape).mean(axis=(a0 + 1, a1 + 2), dtype=np.float32)
-
-
-def premultiply(rgba: np.ndarray) -> np.ndarray:
-    """Straight RGBA in [0, 1] -> premultiplied RGBA (colour of transparent pixels no longer matters)."""
-    out = rgba.astype(np.float32, copy=True)
-    out[..., :3] *= out[..., 3:4]
-    return out
-
-
-def unpremultiply(prgba: np.ndarray) -> np.ndarray:
-    """Premultiplied RGBA -> straight RGBA; fully transparent pixels get colour 0."""
-    out = prgba.astype(np.float32, copy=True)
-    a = out[..., 3:4]
-    out[..., :3] = np.where(a > 1e-6, out[..., :3] / np.maximum(a, 1e-6), 0.0)
-    return np.clip(out, 0.0, 1.0)
-
-
-def resize_premultiplied(prgba: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize premultiplied frames (..., H, W, 4) to size (H', W') with a box/area filter per channel."""
-    h, w = size
-    if prgba.shape[-3:-1] == (h, w):
-        return prgba.astype(np.float32)
-    lead = prgba.shape[:-3]
-    flat = prgba.reshape((-1,) + prgba.shape[-3:]).astype(np.float32)
-    out = np.empty((flat.shape[0], h, w, 4), np.float32)
-    sh, sw = flat.shape[1:3]
-    shrink = sh >= h and sw >= w
-    resample = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
-    for i in range(flat.shape[0]):
-        for c in range(4):
-            im = Image.fromarray(np.ascontiguousarray(flat[i, :, :, c]), mode="F")
-            out[i, :, :, c] = np.asarray(im.resize((w, h), resample), np.float32)
-    return np.clip(out, 0.0, 1.0).reshape(lead + (h, w, 4))
-
-
-def fit_into(prgba: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Fit one premultiplied image (H, W, 4) inside `size`, keeping aspect, centred on transparency."""
-    h, w = size
-    sh, sw = prgba.shape[:2]
-    scale = min(h / sh, w / sw)
-    nh, nw = max(1, round(sh * scale)), max(1, round(sw * scale))
-    inner = resize_premultiplied(prgba, (nh, nw))
-    out = np.zeros((h, w, 4), np.float32)
-    top, left = (h - nh) // 2, (w - nw) // 2
-    out[top : top + nh, left : left + nw] = inner
-    return out
 
 
 def shift(x: np.ndarray, dy: int, dx: int, axes: tuple[int, int] = (-2, -1)) -> np.ndarray:

@@ -15,16 +15,14 @@ from functools import cached_property
 
 import numpy as np
 
+from ..rgba import fit_premultiplied, premultiply, resize_premultiplied
 from .imageops import (
     blur,
     centroid,
     dilate,
     downscale,
     erode,
-    fit_into,
     opening,
-    premultiply,
-    resize_premultiplied,
     shift,
 )
 
@@ -99,7 +97,7 @@ def make_clip(
     pf = resize_premultiplied(premultiply(frames), canvas)
     pi = premultiply(image)
     same_aspect = abs(image.shape[0] / image.shape[1] - h / w) < 0.02 * (h / w)
-    pi = resize_premultiplied(pi, canvas) if same_aspect else fit_into(pi, canvas)
+    pi = resize_premultiplied(pi, canvas) if same_aspect else fit_premultiplied(pi, canvas)
     return Clip(pf, pi, default_cond_frame(t) if cond is None else min(cond, t - 1))
 
 

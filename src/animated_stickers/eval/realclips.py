@@ -19,7 +19,7 @@ from ..data.captions import CaptionError, caption_for
 from ..data.clips import clip_indices, frame_spacing
 from ..data.sources import emoji_key, unique_emoji_files
 from ..data.splits import split_of
-from .imageops import premultiply, resize_premultiplied, unpremultiply
+from ..rgba import premultiply, resize_premultiplied, to_uint8, unpremultiply
 
 
 def default_fluent_glob() -> str:
@@ -95,4 +95,4 @@ def load_real_clips(files: Iterable[Path], limit: int | None, size: int,
 def _resize(frames: np.ndarray, size: int) -> np.ndarray:
     """Straight RGBA float (T, H, W, 4) -> uint8 at size x size, resampled premultiplied (no dark fringes)."""
     p = resize_premultiplied(premultiply(frames), (size, size))
-    return np.round(unpremultiply(p) * 255).astype(np.uint8)
+    return to_uint8(unpremultiply(p))

@@ -4,25 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from .measures import CRITERIA
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write via a temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _clean(x):
@@ -44,10 +29,11 @@ def dumps(obj) -> str:
 def write_results(out_dir: Path, records: list[dict], summary: dict) -> dict[str, Path]:
     """per_sticker.jsonl + summary.json + summary.md in `out_dir`."""
     lines = "".join(json.dumps(_clean(r), allow_nan=False) + "\n" for r in records)
+    out_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "jsonl": write_text_atomic(out_dir / "per_sticker.jsonl", lines),
-        "json": write_text_atomic(out_dir / "summary.json", dumps(summary) + "\n"),
-        "md": write_text_atomic(out_dir / "summary.md", summary_markdown(summary)),
+        "jsonl": atomic_write_text(out_dir / "per_sticker.jsonl", lines),
+        "json": atomic_write_text(out_dir / "summary.json", dumps(summary) + "\n"),
+        "md": atomic_write_text(out_dir / "summary.md", summary_markdown(summary)),
     }
 
 
@@ -77,6 +63,15 @@ def summary_markdown(summary: dict) -> str:
         )
     a = summary["all_criteria"]
     rows.append(f"| **all criteria** | {a['passed']}/{a['n']} | {a['pass_rate']:.3f} | | |")
+    d = summary.get("detail_ratio") or {}
+    if d.get("n"):  # eval/detail.py: fine detail kept vs the input (real clips: 1.0-1.18)
+        rows += ["", f"Detail ratio (output vs input): median {_fmt(d['median'])}, q10 {_fmt(d['q10'])}, "
+                 f"q90 {_fmt(d['q90'])} over {d['n']} stickers."]
+    rel = summary.get("relevance") or {}
+    if rel.get("n"):  # eval/relevance.py: measured dominant motion vs the motion the prompt names
+        rows += ["", f"Prompt-motion agreement: {rel['agreement']:.3f} over {rel['n']} prompts naming a motion "
+                 f"(chance {rel['chance']:.3f}); per word: " + ", ".join(
+                     f"{w} {r['agree']}/{r['n']}" for w, r in sorted(rel["per_word"].items())) + "."]
     vs = summary.get("vs_real")
     if vs and vs.get("n"):
         rows += [

@@ -41,8 +41,10 @@ def export_command(
                                              "cross-fade; hold: none).")] = "flow",
     pingpong: Annotated[bool, typer.Option("--pingpong", help="Play forwards then backwards. NOT a real loop: the "
                                            "motion reverses at both ends; only for clips that do not loop.")] = False,
-    cond_frame: Annotated[int, typer.Option(help="Conditioning frame index: the still for static presets; shown "
-                                                 "first where a preset asks for it (WhatsApp).")] = 3,
+    cond_frame: Annotated[int | None, typer.Option(help="Conditioning frame index (0 to frames - 1; default 3, or "
+                                                        "the last frame of shorter inputs): the still for static "
+                                                        "presets; shown first where a preset asks for it "
+                                                        "(WhatsApp).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the export report as JSON.")] = False,
 ) -> None:
     """Export an animation for a messenger: fitted, retimed, within the size budget, verified on disk."""
@@ -55,13 +57,18 @@ def export_command(
         rate = 1.0
     if frames is not None:
         seq, rate = pick_frames(seq, rate, frames)
+    if cond_frame is not None and not 0 <= cond_frame < len(seq):
+        raise UserError(f"--cond-frame {cond_frame}: expected 0 to {len(seq) - 1} ('{src}' has {len(seq)} frames)")
+    if out is not None and out.is_dir():
+        raise UserError(f"--out '{out}' is a folder: expected an output file name, e.g. {out / src.stem}"
+                        f"{target.suffix}")
     out = out or src.with_name(f"{src.stem}.{target.name}{target.suffix}")
     from rich.console import Console
 
     console = Console(stderr=True)
     with console.status(f"exporting {src.name} for {target.name}") as status:
         report = export_preset(seq, rate, target, out, retime_mode=retime_mode, pingpong=pingpong,
-                               cond_frame=cond_frame,
+                               cond_frame=3 if cond_frame is None else cond_frame,
                                progress=lambda msg: status.update(f"encoding {msg}"))
     print(json.dumps(report.to_dict()) if as_json else report.summary())
 

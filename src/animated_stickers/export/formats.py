@@ -24,7 +24,6 @@ when nothing changes); timing stays exact and `read_frames` expands such frames 
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -33,8 +32,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..atomic import atomic_path
+from ..checks import prepare_output_file
 from ..data.animation import read_animation
 from ..errors import UserError
+from ..io_limits import check_budget
 from .imaging import bleed_colour, check_frames
 from .palette import quantize_rgba, save_gif
 from .retime import check_fps, durations_ms
@@ -51,34 +53,16 @@ def format_of(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
-def check_target(path: Path) -> Path:
-    """The folder `path` will be written in; UserError if it is missing or `path` is a folder."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"'{path}': folder '{parent}' does not exist")
-    if path.is_dir():
-        raise UserError(f"'{path}': is a folder; expected a file path")
-    return parent
-
-
 @contextlib.contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it onto `path` on success, delete it on any error."""
-    parent = check_target(path)
+    """atomic.atomic_path for a user's output file: its folder made if missing (checks.py), OS errors
+    as one-line UserErrors."""
+    prepare_output_file(path)
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".part")
-    except OSError as e:
-        raise UserError(f"'{path}': cannot write in folder '{parent}' ({e.strerror})") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; exports are meant to be shared
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            yield tmp
     except OSError as e:
         raise UserError(f"'{path}': write failed ({e.strerror or e})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _pop_known(opts: dict, fmt: str, allowed: set[str]) -> dict:
@@ -197,6 +181,8 @@ def read_frames(path: str | Path) -> tuple[list[Image.Image], float]:
     anim = read_animation(path)
     total_ms = sum(anim.durations_ms)
     counts = repeat_counts(anim.durations_ms)
+    h, w = anim.frames.shape[1:3]
+    check_budget(str(path), w, h, sum(counts))  # long-held frames repeat at the constant rate
     frames = [Image.fromarray(f, "RGBA") for f, c in zip(anim.frames, counts) for _ in range(c)]
     fps = 1000.0 * len(frames) / total_ms if total_ms > 0 else 0.0
     return frames, fps

@@ -1,4 +1,4 @@
-"""RGBA frame operations for export: validation, premultiplied float maths, Lanczos resizing, colour bleed.
+"""RGBA frame operations for export: validation, fitting to a preset's canvas, colour bleed.
 
 Frames are PIL images in straight (not premultiplied) RGBA at the edges. Anything that filters or
 mixes pixels (resize, blend, blur) works on premultiplied float32 (H, W, 4) arrays in [0, 1], so
@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
+from ..rgba import fit_box, fit_on_square, premultiply_image, resize_channel, resize_image
 
 
 def check_frames(frames: Sequence[Image.Image], what: str = "frames") -> list[Image.Image]:
@@ -32,66 +33,13 @@ def check_frames(frames: Sequence[Image.Image], what: str = "frames") -> list[Im
     return out
 
 
-def premultiply(img: Image.Image) -> np.ndarray:
-    """Straight RGBA image -> premultiplied float32 (H, W, 4) in [0, 1]."""
-    a = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
-    a[..., :3] *= a[..., 3:4]
-    return a
-
-
-def unpremultiply(arr: np.ndarray) -> Image.Image:
-    """Premultiplied float (H, W, 4) -> straight RGBA uint8 image (values clamped; ringing removed)."""
-    alpha = np.clip(arr[..., 3:4], 0.0, 1.0)
-    rgb = np.clip(arr[..., :3], 0.0, alpha)  # premultiplied colour can never exceed alpha
-    safe = np.where(alpha > 1e-6, alpha, 1.0)
-    straight = np.concatenate([rgb / safe, alpha], axis=-1)
-    return Image.fromarray(np.round(straight * 255.0).astype(np.uint8), "RGBA")
-
-
-def _resize_f(arr: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
-    return np.asarray(Image.fromarray(np.ascontiguousarray(arr, np.float32), "F").resize(size, resample))
-
-
-def resize_rgba(img: Image.Image, size: tuple[int, int],
-                resample: Image.Resampling = Image.Resampling.LANCZOS, snap: int = 2) -> Image.Image:
-    """Resize straight RGBA with `resample` (Lanczos) applied to premultiplied float channels.
-
-    Lanczos rings: faint alpha ripples appear around edges and inside solid areas. Alpha within
-    `snap`/255 of 0 or 1 is snapped back (invisible, and it saves bytes in every format).
-    """
-    if img.size == tuple(size):
-        return img.convert("RGBA")
-    pm = premultiply(img)
-    # Pillow resizes mode "F" (float32) channels exactly; 8-bit RGBa would lose low-alpha colour.
-    out = np.stack([_resize_f(pm[..., c], size, resample) for c in range(4)], axis=-1)
-    if snap:
-        a = out[..., 3:4]
-        eps = (snap + 0.5) / 255.0
-        out = np.where(a < eps, 0.0, np.where(a > 1.0 - eps, out / np.maximum(a, 1e-6), out))
-    return unpremultiply(out)
-
-
-def fit_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
-    """(w, h) scaled so that the longer side is exactly `long_side` (the other rounded, at least 1)."""
-    w, h = size
-    s = long_side / max(w, h)
-    return (long_side, max(1, round(h * s))) if w >= h else (max(1, round(w * s)), long_side)
-
-
 def fit_frames(frames: Sequence[Image.Image], long_side: int, square: bool = False) -> list[Image.Image]:
     """Scale frames so the long side is `long_side`; with `square`, centre them on a transparent square."""
     frames = check_frames(frames)
-    size = fit_size(frames[0].size, long_side)
-    out = [resize_rgba(f, size) for f in frames]
-    if square and size != (long_side, long_side):
-        offset = ((long_side - size[0]) // 2, (long_side - size[1]) // 2)
-        padded = []
-        for f in out:
-            canvas = Image.new("RGBA", (long_side, long_side), (0, 0, 0, 0))
-            canvas.paste(f, offset)
-            padded.append(canvas)
-        out = padded
-    return out
+    if square:
+        return [fit_on_square(f, long_side)[0] for f in frames]
+    size = fit_box(frames[0].size, (long_side, long_side))[2:]
+    return [resize_image(f, size) for f in frames]
 
 
 def _pull_push(pm: np.ndarray) -> np.ndarray:
@@ -100,9 +48,9 @@ def _pull_push(pm: np.ndarray) -> np.ndarray:
     if max(h, w) <= 1:
         return pm[..., :3] / max(float(pm[..., 3].max()), 1e-6)
     small = (max(1, w // 2), max(1, h // 2))
-    coarse = np.stack([_resize_f(pm[..., c], small, Image.Resampling.BOX) for c in range(4)], axis=-1)
-    up = np.stack([_resize_f(c, (w, h), Image.Resampling.BILINEAR) for c in np.moveaxis(_pull_push(coarse), -1, 0)],
-                  axis=-1)
+    coarse = np.stack([resize_channel(pm[..., c], small, Image.Resampling.BOX) for c in range(4)], axis=-1)
+    up = np.stack([resize_channel(c, (w, h), Image.Resampling.BILINEAR)
+                   for c in np.moveaxis(_pull_push(coarse), -1, 0)], axis=-1)
     alpha = pm[..., 3:4]
     own = pm[..., :3] / np.maximum(alpha, 1e-6)
     return np.where(alpha > 1e-6, own, up)
@@ -123,9 +71,9 @@ def bleed_colour(img: Image.Image) -> Image.Image:
     # The fill only has to be smooth, so compute it on a 4x coarser grid (chroma is 2x2 anyway).
     w, h = img.size
     small = (max(1, w // 4), max(1, h // 4))
-    pm = premultiply(img)
-    coarse = np.stack([_resize_f(pm[..., c], small, Image.Resampling.BOX) for c in range(4)], axis=-1)
-    fill = np.stack([_resize_f(c, (w, h), Image.Resampling.BILINEAR)
+    pm = premultiply_image(img)
+    coarse = np.stack([resize_channel(pm[..., c], small, Image.Resampling.BOX) for c in range(4)], axis=-1)
+    fill = np.stack([resize_channel(c, (w, h), Image.Resampling.BILINEAR)
                      for c in np.moveaxis(_pull_push(coarse), -1, 0)], axis=-1)
     out = arr.copy()
     out[hidden, :3] = np.round(np.clip(fill[hidden], 0, 1) * 255).astype(np.uint8)

@@ -33,9 +33,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..checks import prepare_output_file
 from ..data.animation import read_animation
 from ..errors import UserError
-from .formats import atomic_output, check_target, format_of, repeat_counts, write_animation
+from .formats import atomic_output, format_of, repeat_counts, write_animation
 from .imaging import bleed_colour, check_frames, fit_frames
 from .retime import RETIME_MODES, check_fps, pingpong_frames, retime
 
@@ -212,7 +213,7 @@ def export_preset(frames: Sequence[Image.Image], fps: float, preset: str | Prese
         out = out.with_suffix(preset.suffix)
     if out.suffix.lower() != preset.suffix:
         raise UserError(f"'{out}': preset {preset.name} writes {preset.suffix} files; use that suffix")
-    check_target(out)  # fail before encoding, not after
+    prepare_output_file(out)  # fail before encoding, not after
     if retime_mode not in RETIME_MODES:
         raise UserError(f"retime mode {retime_mode!r}: expected one of {', '.join(RETIME_MODES)}")
     base = _prepare(frames, preset, cond_frame)

@@ -23,8 +23,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
+from ..rgba import premultiply_image, unpremultiply_image
 from .flow import inbetween, pair_flows
-from .imaging import check_frames, premultiply, unpremultiply
+from .imaging import check_frames
 
 RETIME_MODES = ("flow", "blend", "hold")
 
@@ -68,7 +69,7 @@ def retime(frames: Sequence[Image.Image], src_fps: float, dst_fps: float, mode: 
 
     def pm(i: int) -> np.ndarray:
         if ("pm", i) not in cache:
-            cache[("pm", i)] = premultiply(seq[i])
+            cache[("pm", i)] = premultiply_image(seq[i])
         return cache[("pm", i)]
 
     def flows(i: int, j: int) -> tuple[np.ndarray, ...]:
@@ -85,9 +86,9 @@ def retime(frames: Sequence[Image.Image], src_fps: float, dst_fps: float, mode: 
         if mode == "hold" or w < 1e-6:
             out.append(seq[i0])
         elif mode == "blend":
-            out.append(unpremultiply((1.0 - w) * pm(i0) + w * pm(i1)))
+            out.append(unpremultiply_image((1.0 - w) * pm(i0) + w * pm(i1)))
         else:
-            out.append(unpremultiply(inbetween(pm(i0), pm(i1), flows(i0, i1), w)))
+            out.append(unpremultiply_image(inbetween(pm(i0), pm(i1), flows(i0, i1), w)))
     return out, m * src_fps / n
 
 

@@ -24,13 +24,17 @@ class FrameContext:
 
 
 class TemporalConv(nn.Module):
-    """Residual 1D conv over time: x + Conv_t(SiLU(GN(x))); the conv is zero-initialised -> identity."""
+    """Residual 1D conv over time: x + Conv_t(SiLU(GN(x))); the conv is zero-initialised -> identity.
 
-    def __init__(self, channels: int, kernel: int, groups: int, frames: FrameContext) -> None:
+    `padding="circular"` wraps time (a loop has no first or last frame); only time is padded.
+    """
+
+    def __init__(self, channels: int, kernel: int, groups: int, frames: FrameContext,
+                 padding: str = "circular") -> None:
         super().__init__()
         self.frames = frames
         self.norm = nn.GroupNorm(math.gcd(groups, channels), channels)
-        self.conv = nn.Conv3d(channels, channels, (kernel, 1, 1), padding=(kernel // 2, 0, 0))
+        self.conv = nn.Conv3d(channels, channels, (kernel, 1, 1), padding=(kernel // 2, 0, 0), padding_mode=padding)
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
 
@@ -44,17 +48,23 @@ class TemporalConv(nn.Module):
 
 
 class TemporalAttention(nn.Module):
-    """Residual self-attention across frames at every pixel; output projection zero-initialised."""
+    """Residual self-attention across frames at every pixel; output projection zero-initialised.
 
-    def __init__(self, channels: int, head_dim: int, max_frames: int, frames: FrameContext) -> None:
+    `positions="none"` adds no frame positions: attention is then equivariant to rolling the clip,
+    and frame order comes from the (circular) temporal convs. "learned" keeps an absolute table.
+    """
+
+    def __init__(self, channels: int, head_dim: int, max_frames: int, frames: FrameContext,
+                 positions: str = "none") -> None:
         super().__init__()
         self.frames = frames
         self.norm = nn.LayerNorm(channels)
-        # Frame positions (sinusoidal start, learned) so attention knows frame order.
-        pos = torch.arange(max_frames)[:, None] / (10000 ** (torch.arange(0, channels, 2) / channels))[None]
-        table = torch.zeros(max_frames, channels)
-        table[:, 0::2], table[:, 1::2] = torch.sin(pos), torch.cos(pos[:, : channels // 2])
-        self.pos = nn.Parameter(0.1 * table)
+        self.pos = None
+        if positions == "learned":  # sinusoidal start, learned
+            pos = torch.arange(max_frames)[:, None] / (10000 ** (torch.arange(0, channels, 2) / channels))[None]
+            table = torch.zeros(max_frames, channels)
+            table[:, 0::2], table[:, 1::2] = torch.sin(pos), torch.cos(pos[:, : channels // 2])
+            self.pos = nn.Parameter(0.1 * table)
         self.attn = Attention(query_dim=channels, heads=channels // head_dim, dim_head=head_dim, bias=False,
                               out_bias=True, processor=AttnProcessor2_0())
         nn.init.zeros_(self.attn.to_out[0].weight)
@@ -63,11 +73,13 @@ class TemporalAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.frames.num_frames
         bt, c, h, w = x.shape
-        if t > self.pos.shape[0]:
-            raise ValueError(f"{t} frames: expected at most unet.max_frames={self.pos.shape[0]}")
         # (B*T, C, H, W) -> (B*H*W, T, C): each pixel's sequence of frames.
-        seq = x.reshape(bt // t, t, c, h * w).permute(0, 3, 1, 2).reshape(-1, t, c)
-        out = self.attn(self.norm(seq) + self.pos[:t])
+        seq = self.norm(x.reshape(bt // t, t, c, h * w).permute(0, 3, 1, 2).reshape(-1, t, c))
+        if self.pos is not None:
+            if t > self.pos.shape[0]:
+                raise ValueError(f"{t} frames: expected at most unet.max_frames={self.pos.shape[0]}")
+            seq = seq + self.pos[:t]
+        out = self.attn(seq)
         out = out.reshape(bt // t, h * w, t, c).permute(0, 2, 3, 1).reshape(bt, c, h, w)
         return x + out
 

@@ -7,6 +7,7 @@ trainable `ContextProjector` in the UNet maps and concatenates them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -48,6 +49,22 @@ def encoder_dim(spec: TextEncoderSpec) -> int:
     return DEFAULT_DIMS[spec.kind]
 
 
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' progress bars and info/warning logs while loading; restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 class FrozenTextEncoder(nn.Module):
     """One frozen Hugging Face encoder: prompts -> last hidden states (B, max_length, D)."""
 
@@ -58,9 +75,10 @@ class FrozenTextEncoder(nn.Module):
 
         path = resolve_path(spec)
         self.spec = spec
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
         cls = {"minilm": AutoModel, "clip": CLIPTextModel, "t5": T5EncoderModel}[spec.kind]
-        self.model = cls.from_pretrained(path).eval().requires_grad_(False)
+        with _quiet_transformers():  # its "Loading weights" bar would interleave with the job's own bar
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = cls.from_pretrained(path).eval().requires_grad_(False)
 
     @torch.no_grad()
     def forward(self, prompts: list[str]) -> torch.Tensor:

@@ -45,7 +45,22 @@ def build_unet2d(cfg: ModelConfig) -> UNet2DConditionModel:
         cross_attention_dim=u.cross_attention_dim,
         norm_num_groups=u.norm_num_groups,
         use_linear_projection=True,
+        time_cond_proj_dim=GUIDANCE_EMBED_DIM if u.guidance_embedding else None,
     )
+
+
+GUIDANCE_EMBED_DIM = 128  # 64 sinusoidal features per guidance scale (sigma_I, sigma_T)
+
+
+def guidance_features(scales: torch.Tensor) -> torch.Tensor:
+    """(B, 2) guidance scales (sigma_I, sigma_T) -> (B, GUIDANCE_EMBED_DIM) sinusoidal features, embedded
+    like a timestep (Meng et al. 2023); x100 spreads the useful range 1-10 over the frequencies."""
+    from diffusers.models.embeddings import get_timestep_embedding
+
+    half = GUIDANCE_EMBED_DIM // 2
+    feats = [get_timestep_embedding(scales[:, k].float() * 100, half, flip_sin_to_cos=True, downscale_freq_shift=0)
+             for k in range(2)]
+    return torch.cat(feats, dim=1)
 
 
 class ContextProjector(nn.Module):
@@ -89,13 +104,31 @@ class StickerUNet(nn.Module):
             if isinstance(module, ResnetBlock2D):
                 for conv in (module.conv1, module.conv2):
                     conv.__class__ = InflatedConv2d  # same weights/names; adds a temporal step
-                    conv.temporal = TemporalConv(conv.out_channels, u.temporal_kernel, u.norm_num_groups, f)
+                    conv.temporal = TemporalConv(conv.out_channels, u.temporal_kernel, u.norm_num_groups, f,
+                                                 u.temporal_padding)
             elif isinstance(module, Transformer2DModel) and u.temporal_attention:
                 module.__class__ = InflatedTransformer2D
-                module.temporal = TemporalAttention(module.inner_dim, u.head_dim, u.max_frames, f)
-        self._widen_conv_in(self.cfg.vae.latent_channels)
+                module.temporal = TemporalAttention(module.inner_dim, u.head_dim, u.max_frames, f,
+                                                    u.temporal_positions)
+        # The sticker's latent (IP2P) and, with cond_mask, one channel marking the conditioning frame.
+        self._widen_conv_in(self.cfg.vae.latent_channels + int(u.cond_mask))
         self.inflated = True
         self.set_context_once(self.context_once)
+        return self
+
+    @property
+    def guidance_embedded(self) -> bool:
+        """Whether (sigma_I, sigma_T) are inputs (a guidance-distilled student)."""
+        return self.unet.time_embedding.cond_proj is not None
+
+    def add_guidance_embedding(self) -> StickerUNet:
+        """Add the guidance-scale input, zero-initialised: the result still equals this network (the
+        teacher's conditional branch) until trained. Set `unet.guidance_embedding` in the config too."""
+        te = self.unet.time_embedding
+        if te.cond_proj is None:
+            te.cond_proj = nn.Linear(GUIDANCE_EMBED_DIM, te.linear_1.in_features, bias=False)
+            nn.init.zeros_(te.cond_proj.weight)
+            self.unet.register_to_config(time_cond_proj_dim=GUIDANCE_EMBED_DIM)
         return self
 
     def _widen_conv_in(self, extra: int) -> None:
@@ -124,9 +157,12 @@ class StickerUNet(nn.Module):
         return self.unet.config.in_channels
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, text_states: list[torch.Tensor] | torch.Tensor,
-                image_latent: torch.Tensor | None = None) -> torch.Tensor:
+                image_latent: torch.Tensor | None = None, cond_mask: torch.Tensor | None = None,
+                guidance: torch.Tensor | None = None) -> torch.Tensor:
         """sample (B, C, T, H, W), timestep (B,) or scalar, text_states per encoder (B, L_i, D_i)
-        or an already projected context (B, L, D); returns the prediction (B, C, T, H, W)."""
+        or an already projected context (B, L, D); cond_mask (B, T), 1 at the conditioning frame
+        (default: `cfg.cond_frame`; see `cond_mask`); guidance (B, 2) = (sigma_I, sigma_T) for a
+        guidance-embedded student (default 1, 1); returns the prediction (B, C, T, H, W)."""
         if sample.ndim != 5:
             raise ValueError(f"sample shape {tuple(sample.shape)}: expected (B, C, T, H, W)")
         b, c, t, h, w = sample.shape
@@ -141,7 +177,15 @@ class StickerUNet(nn.Module):
             if image_latent.shape != (b, c, h, w):
                 raise ValueError(f"image_latent shape {tuple(image_latent.shape)}: expected {(b, c, h, w)}")
             # IP2P: the sticker latent cloned over time, appended on channels.
-            sample = torch.cat([sample, image_latent[:, :, None].expand(-1, -1, t, -1, -1)], dim=1)
+            parts = [sample, image_latent[:, :, None].expand(-1, -1, t, -1, -1)]
+            if self.cfg.unet.cond_mask:
+                if cond_mask is None:
+                    cond_mask = make_cond_mask(b, t, default_cond_index(self.cfg, t), sample.device)
+                if cond_mask.shape != (b, t):
+                    raise ValueError(f"cond_mask shape {tuple(cond_mask.shape)}: expected {(b, t)}")
+                # (B, T) -> (B, 1, T, H, W): one channel, constant over each frame.
+                parts.append(cond_mask.to(sample.dtype)[:, None, :, None, None].expand(-1, -1, -1, h, w))
+            sample = torch.cat(parts, dim=1)
         context = self.context_proj(text_states) if isinstance(text_states, (list, tuple)) else text_states
         timestep = torch.as_tensor(timestep, device=sample.device)
         if timestep.ndim == 0:
@@ -151,8 +195,25 @@ class StickerUNet(nn.Module):
         if not (self.inflated and self.context_once):
             context = context.repeat_interleave(t, dim=0)  # naive: one context copy per frame
         self.frames.num_frames = t
-        out = self.unet(x, timestep.repeat_interleave(t), encoder_hidden_states=context).sample
+        cond_emb = None
+        if self.guidance_embedded:
+            guidance = torch.ones(b, 2, device=sample.device) if guidance is None else guidance.reshape(b, 2)
+            cond_emb = guidance_features(guidance).to(sample.device).repeat_interleave(t, dim=0)  # (B*T, E)
+        out = self.unet(x, timestep.repeat_interleave(t), encoder_hidden_states=context,
+                        timestep_cond=cond_emb).sample
         return out.reshape(b, t, c, h, w).transpose(1, 2)
+
+
+def default_cond_index(cfg: ModelConfig, num_frames: int) -> int:
+    """The model's conditioning frame for a clip of `num_frames`: its own index at its own length,
+    else the middle frame by the same rule (3 of 8, 7 of 16)."""
+    return cfg.cond_frame if num_frames == cfg.num_frames else (num_frames - 1) // 2
+
+
+def make_cond_mask(batch: int, num_frames: int, cond_index: int | torch.Tensor, device=None) -> torch.Tensor:
+    """(B, T) float mask, 1 at each video's conditioning frame; cond_index is an int or (B,) ints."""
+    idx = torch.as_tensor(cond_index, device=device).reshape(-1).expand(batch)
+    return (torch.arange(num_frames, device=device)[None] == idx[:, None]).float()
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -14,18 +14,7 @@ from diffusers import AutoencoderKL
 from torch import nn
 
 from ..config import VAEConfig
-
-
-def premultiply(rgba: torch.Tensor) -> torch.Tensor:
-    """Straight -> premultiplied RGBA (channel dim 1)."""
-    return torch.cat([rgba[:, :3] * rgba[:, 3:4], rgba[:, 3:4]], dim=1)
-
-
-def unpremultiply(rgba: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """Premultiplied -> straight RGBA; colour of (near) transparent pixels is set to 0."""
-    a = rgba[:, 3:4]
-    rgb = torch.where(a > eps, rgba[:, :3] / a.clamp_min(eps), torch.zeros_like(rgba[:, :3]))
-    return torch.cat([rgb.clamp(0, 1), a], dim=1)
+from ..rgba import premultiply_tensor, unpremultiply_tensor
 
 
 class RGBAVAE(nn.Module):
@@ -54,7 +43,7 @@ class RGBAVAE(nn.Module):
 
     def encode_dist(self, rgba: torch.Tensor):
         """(N, 4, H, W) straight RGBA in [0, 1] -> diffusers DiagonalGaussianDistribution (unscaled)."""
-        x = premultiply(rgba) * 2 - 1
+        x = premultiply_tensor(rgba) * 2 - 1
         return self.model.encode(x).latent_dist
 
     def latent(self, rgba: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None,
@@ -70,7 +59,7 @@ class RGBAVAE(nn.Module):
         z = dist.sample(generator) if sample else dist.mode()
         k = self.cfg.colour_hint_channels
         if k:
-            hint = F.avg_pool2d(premultiply(rgba)[:, :k] * 2 - 1, self.downsample)
+            hint = F.avg_pool2d(premultiply_tensor(rgba)[:, :k] * 2 - 1, self.downsample)
             z = torch.cat([z[:, : z.shape[1] - k], hint], dim=1)
         return z
 
@@ -96,4 +85,4 @@ class RGBAVAE(nn.Module):
         if z.shape[1] != self.cfg.latent_channels:
             raise ValueError(f"latents have {z.shape[1]} channels: expected {self.cfg.latent_channels}")
         x = self.decode_raw(z / self.cfg.scaling_factor)
-        return unpremultiply(((x + 1) / 2).clamp(0, 1))
+        return unpremultiply_tensor(((x + 1) / 2).clamp(0, 1))

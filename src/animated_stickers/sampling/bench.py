@@ -42,6 +42,7 @@ from ..config import SamplingConfig, model_config
 from ..errors import UserError
 from ..models.checkpoint import StickerModel
 from ..models.unet import count_parameters
+from .decoder_bench import add_shares, decoder_cost
 from .optimize import SpeedOptions, set_threads
 from .pipeline import DTYPES, AnimatePipeline, load_stage_model
 
@@ -49,6 +50,7 @@ PROMPT = "waving hello"
 FLOOR_PARTS = ("unet_s", "vae_decode_s", "vae_encode_s", "text_encode_s")
 SPEEDUPS = ("context_once", "bf16", "jit", "channels_last")  # candidates for the optimised config
 MIN_GAIN = 1.03  # a speed-up must be >= 3% faster at the guided shape to be kept
+NAIVE_GUIDANCE = (7.5, 2.0)  # paper's sigma_I, sigma_T for the naive baseline
 
 
 @dataclass
@@ -167,7 +169,8 @@ class Bench:
         p = cfg.params
         out: dict = {"name": cfg.name, "scheduler": p.scheduler, "steps": p.steps,
                      "guided_steps": min(p.guided_steps, p.steps),
-                     "guidance_branches": "batched (one 3B forward)" if cfg.batched else "three separate forwards",
+                     "guidance_branches": "embedded (one forward, distilled)" if pipe.model.unet.guidance_embedded
+                     else "batched (one 3B forward)" if cfg.batched else "three separate forwards",
                      "dtype": p.dtype,
                      "speedups": [k for k in ("context_once", "jit", "channels_last", "compile")
                                   if getattr(cfg.speed, k)] + (["bf16"] if p.dtype == "bfloat16" else [])}
@@ -290,8 +293,11 @@ def _load(model: Path | None, random: bool) -> tuple[StickerModel, str]:
 
 
 def run_bench(model: Path | None = None, random: bool = False, distilled: Path | None = None, repeats: int = 1,
-              batch: int = 4, only: list[str] | None = None, threads: int | None = None) -> dict:
-    """Run the benchmark and return its JSON-able result (`only`: a subset of CONFIG_NAMES)."""
+              batch: int = 4, only: list[str] | None = None, threads: int | None = None, ablate: bool = True,
+              decoder: bool = True) -> dict:
+    """Run the benchmark and return its JSON-able result (`only`: a subset of CONFIG_NAMES).
+    `ablate=False` skips the per-speed-up ablation: the optimised rows use SpeedOptions' defaults;
+    `decoder=False` skips the reference-decoder costs."""
     wanted = set(only or CONFIG_NAMES)
     if wanted - set(CONFIG_NAMES):
         raise UserError(f"unknown configuration '{min(wanted - set(CONFIG_NAMES))}': expected some of "
@@ -299,7 +305,7 @@ def run_bench(model: Path | None = None, random: bool = False, distilled: Path |
     threads = set_threads(threads)
     optimise = bool({"dpm15-adaptive-optimized", "distilled"} & wanted)
     measured = len(wanted - ({"distilled"} if distilled is None else set()))
-    log = _Phases(1 + optimise + measured * (1 + repeats))
+    log = _Phases(1 + (optimise and ablate) + measured * (1 + repeats))
     m, source = _load(model, random)
     bench = Bench(m, repeats, batch)
 
@@ -307,7 +313,10 @@ def run_bench(model: Path | None = None, random: bool = False, distilled: Path |
         return dataclasses.replace(m.sampling, **{"dtype": "float32", **kw})
 
     configs = [
-        BenchConfig("naive", params(scheduler="ddim", steps=50, guided_steps=50), batched=False),
+        # The paper's unoptimised baseline (3.3.1): DDIM 50, full guidance at its scales as three separate
+        # forwards, fp32, text context repeated per frame = 150 evaluations, whatever the model's defaults.
+        BenchConfig("naive", params(scheduler="ddim", steps=50, guided_steps=50, image_guidance=NAIVE_GUIDANCE[0],
+                                    text_guidance=NAIVE_GUIDANCE[1]), batched=False),
         BenchConfig("dpm15", params(scheduler="dpm", steps=15, guided_steps=15)),
         BenchConfig("dpm15-adaptive", params(scheduler="dpm", steps=15, guided_steps=8)),
     ]
@@ -321,9 +330,12 @@ def run_bench(model: Path | None = None, random: bool = False, distilled: Path |
     log("cross-attention")
     result["cross_attention"] = bench.cross_attention()
     if optimise:
-        log("ablation")
-        result["ablation"] = bench.ablation()
-        chosen = [k for k, r in result["ablation"].items() if r["speedup_3"] >= MIN_GAIN]
+        if ablate:
+            log("ablation")
+            result["ablation"] = bench.ablation()
+            chosen = [k for k, r in result["ablation"].items() if r["speedup_3"] >= MIN_GAIN]
+        else:
+            chosen = [k for k in ("context_once", "jit", "channels_last") if getattr(SpeedOptions(), k)]
         result["selected_speedups"] = chosen
         speed = SpeedOptions(context_once="context_once" in chosen, jit="jit" in chosen,
                              channels_last="channels_last" in chosen)
@@ -336,16 +348,23 @@ def run_bench(model: Path | None = None, random: bool = False, distilled: Path |
                                        model=dm))
     rows = bench.measure([c for c in configs if c.name in wanted], log)
     if distilled is None and "distilled" in wanted:
-        rows.append({"name": "distilled", "skipped": "no --distilled model folder given (guidance+step "
-                                                     "distillation to 8 steps is a later issue)"})
+        rows.append({"name": "distilled", "skipped": "no --distilled model folder given (the result "
+                                                     "of a distill-steps stage, training/distill.py)"})
     naive = next((r for r in rows if r["name"] == "naive"), None)
     for r in rows:
         if naive and "seconds_per_sticker" in r:
             key = f"seconds_per_sticker_batch{batch}"
             r["speedup_vs_naive"] = round(naive["seconds_per_sticker"] / r["seconds_per_sticker"], 2)
-            r[f"speedup_vs_naive_batch{batch}"] = round(naive[key] / r[key], 2)
+            if key in r:  # (absent when batch is 1)
+                r[f"speedup_vs_naive_batch{batch}"] = round(naive[key] / r[key], 2)
     log.close()
     result["configs"] = rows
+    # Reference-guided decoding at 256/512 px vs decode-and-upscale (decoder_bench.py), and its share of
+    # the last (fastest) configuration's time per sticker, whatever decode that run did swapped for it.
+    result["decoder"] = decoder_cost(m, bench.image) if decoder else {}
+    last = next((r for r in reversed(rows) if "seconds_per_sticker" in r), None)
+    if last and decoder:
+        add_shares(result["decoder"], last["seconds_per_sticker"], last["floor_parts"]["vae_decode_s"])
     result["machine"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     return result
 
@@ -359,6 +378,11 @@ def format_table(result: dict) -> str:
             lines.append(f"{r['name']:28} skipped: {r['skipped']}")
             continue
         lines.append(f"{r['name']:28} {r['nfe']:>4} {r['seconds_per_sticker']:>9.2f} "
-                     f"{r[f'seconds_per_sticker_batch{b}']:>9.2f} {r['peak_memory_mb']:>8.0f} "
+                     f"{r.get(f'seconds_per_sticker_batch{b}', r['seconds_per_sticker']):>9.2f} "
+                     f"{r['peak_memory_mb']:>8.0f} "
                      f"{r.get('speedup_vs_naive', float('nan')):>7.2f} {r['floor_ratio']:>6.2f}")
+    for key, row in result.get("decoder", {}).items():
+        if key.endswith("px"):
+            lines.append(f"reference decoder @{key}: {row['reference_s']:.3f} s/sticker vs {row['plain_s']:.3f} s "
+                         f"decode-and-upscale ({row.get('share_of_sticker', float('nan')):.0%} of a sticker)")
     return "\n".join(lines)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -16,13 +16,16 @@ Opt = typer.Option  # short alias: keeps the option tables below readable
 SCHEDULER_HELP = "dpm (DPM-Solver++ 2M, logSNR grid), dpm-lu, ddim or ddpm."
 
 
-def _params(model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16, paste_input=None):
-    from .pipeline import check_params, with_overrides
+def _params(model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16, paste_input=None,
+            frames=None, cond_frame=None):
+    from .pipeline import check_params, clip_layout, with_overrides
 
-    return check_params(with_overrides(model.sampling, seed=seed, steps=steps, image_guidance=image_guidance,
-                                       text_guidance=text_guidance, guided_steps=guided_steps,
-                                       scheduler=scheduler, dtype="bfloat16" if bf16 else None,
-                                       paste_input=paste_input))
+    params = check_params(with_overrides(model.sampling, seed=seed, steps=steps, image_guidance=image_guidance,
+                                         text_guidance=text_guidance, guided_steps=guided_steps,
+                                         scheduler=scheduler, dtype="bfloat16" if bf16 else None,
+                                         paste_input=paste_input, num_frames=frames, cond_frame=cond_frame))
+    clip_layout(model.cfg, params)  # one error line for a conditioning frame outside the loop
+    return params
 
 
 def _speed(jit: bool, threads: int):
@@ -33,16 +36,32 @@ def _speed(jit: bool, threads: int):
 
 
 def _write_frames(frames, folder: Path, stem: str) -> None:
-    """PNG frames stem_00.png ... each written to a temp file and renamed."""
+    """PNG frames stem_00.png ... all written into a temp folder first, then moved in: an interrupted
+    run leaves no partial frame set (only the quick renames at the end can be cut short)."""
+    import tempfile
+
     folder.mkdir(parents=True, exist_ok=True)
-    for i, f in enumerate(frames):
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}_{i:02d}.", suffix=".part")
-        os.close(fd)
-        try:
-            f.save(tmp, format="PNG")
-            os.replace(tmp, folder / f"{stem}_{i:02d}.png")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=f".{stem}-frames.", suffix=".part") as name:
+        tmp = Path(name)
+        for i, f in enumerate(frames):
+            f.save(tmp / f"{stem}_{i:02d}.png", format="PNG")
+        for i in range(len(frames)):
+            os.replace(tmp / f"{stem}_{i:02d}.png", folder / f"{stem}_{i:02d}.png")
+
+
+@contextlib.contextmanager
+def _new_folders(folders: set[Path]):
+    """Make the missing `folders`; if the block fails, remove those of them that are still empty."""
+    made = sorted(f for f in folders if not f.exists())
+    for f in made:
+        f.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for f in reversed(made):
+            if f.is_dir() and not any(f.iterdir()):
+                f.rmdir()
+        raise
 
 
 def _write(frames, out: Path, fps: float, preset: str | None) -> Path:
@@ -103,37 +122,47 @@ def register(app: typer.Typer) -> None:
                                                 "frames (model default).")] = None,
         frames_out: Annotated[Path | None, Opt(help="Also write PNG frames here (stem_00.png ...).")] = None,
         fps: Annotated[float, Opt(help="Playback rate of the frames.")] = 8.0,
-        batch_size: Annotated[int, Opt(min=1, help="Stickers per sampling call.")] = 4,
+        frames: Annotated[int | None, Opt("--frames", help="Frames per loop: 8 (model default) or 16, up to 32; "
+                                                           "the loop has no seam at any length.")] = None,
+        cond_frame: Annotated[int | None, Opt("--cond-frame", help="Which frame is your sticker (0-based; "
+                                                                   "default the middle: 3 of 8, 7 of 16).")] = None,
+        batch_size: Annotated[int, Opt(help="Stickers per sampling call (1 or more).")] = 4,
         bf16: Annotated[bool, Opt(help="bfloat16 autocast (faster on CPUs with AMX/AVX512-bf16).")] = False,
         jit: Annotated[bool, Opt(help="TorchScript trace + freeze the UNet (checked against eager).")] = False,
         threads: Annotated[int, Opt(help="torch threads (0 = all cores).")] = 0,
     ) -> None:
-        """Animate sticker(s): image + prompt -> looping transparent animation (8 frames)."""
+        """Animate sticker(s): image + prompt -> looping transparent animation (8 frames, or --frames)."""
         from ..export.presets import get_preset
         from ..export.retime import check_fps
         from .jobs import plan_jobs
-        from .pipeline import AnimatePipeline
+        from .pipeline import MAX_SEED, AnimatePipeline
 
         check_fps(fps)
+        if batch_size < 1:
+            raise UserError(f"--batch-size {batch_size}: expected 1 or more stickers per sampling call")
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            raise UserError(f"--seed {seed}: expected 0 to {MAX_SEED} (2**63 - 1)")
         if preset:
             fmt = get_preset(preset).suffix
         if frames_out and frames_out.exists() and not frames_out.is_dir():
             raise UserError(f"--frames-out '{frames_out}' is a file: expected a folder")
         pipe = AnimatePipeline.from_dir(model, _speed(jit, threads))
         params = _params(pipe.model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16,
-                         paste_input)
+                         paste_input, frames, cond_frame)
         jobs = plan_jobs(images or [], prompt or [], out, inputs, outputs, fmt, pipe.model.cfg.resolution, preset)
         batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
         bar = _Bar(len(batches) * params.steps, f"animating {len(jobs)} sticker(s)")
+        folders = {j.out.parent for j in jobs} | ({frames_out} if frames_out else set())
         try:
-            for batch in batches:
-                results = pipe.animate_stickers([j.sticker for j in batch], [j.prompt for j in batch], params,
-                                                bar.callback)
-                for job, frames in zip(batch, results):
-                    written = _write(frames, job.out, fps, preset)
-                    if frames_out:
-                        _write_frames(frames, frames_out, job.stem)
-                    bar.bar.write(f"wrote {written}")
+            with _new_folders(folders):
+                for batch in batches:
+                    results = pipe.animate_stickers([j.sticker for j in batch], [j.prompt for j in batch], params,
+                                                    bar.callback)
+                    for job, frames in zip(batch, results):
+                        written = _write(frames, job.out, fps, preset)
+                        if frames_out:
+                            _write_frames(frames, frames_out, job.stem)
+                        bar.bar.write(f"wrote {written}")
         finally:
             bar.close()
 
@@ -155,14 +184,18 @@ def register(app: typer.Typer) -> None:
         bf16: Annotated[bool, Opt(help="bfloat16 autocast.")] = False,
         threads: Annotated[int, Opt(help="torch threads (0 = all cores).")] = 0,
     ) -> None:
-        """Text -> still sticker (text-to-image model) -> animated sticker: the factorised pipeline."""
+        """Text -> still sticker (text-to-image model) -> animated sticker: the factorised pipeline.
+
+        Experimental: the text-to-image model had only 500 CPU training steps; its stills are rough colour blobs.
+        """
+        from ..checks import check_prompt
         from ..export.presets import get_preset
         from ..export.retime import check_fps
         from .jobs import check_out_file
         from .pipeline import AnimatePipeline, TextToImagePipeline, check_params, with_overrides
-        from .preprocess import prepare_sticker, validate_prompt
+        from .preprocess import prepare_sticker
 
-        text = validate_prompt(prompt)
+        text = check_prompt(prompt)
         check_fps(fps)
         if preset:
             get_preset(preset)
@@ -203,6 +236,8 @@ def register(app: typer.Typer) -> None:
         save: Annotated[Path | None, Opt(help="Also write the JSON to this file.")] = None,
         resolutions: Annotated[str | None, Opt(help="Instead: the cost of native canvas sizes, e.g. 128,256 "
                                                     "(a training step and a sampled sticker each).")] = None,
+        cold: Annotated[bool, Opt("--cold", help="Instead: a fresh `stickers animate` process end to end (cold "
+                                                 "start) beside the same call warm.")] = False,
     ) -> None:
         """Benchmark naive vs DPM-Solver vs adaptive vs optimised sampling (paper 3.3.1)."""
         from .bench import format_table, run_bench
@@ -219,6 +254,10 @@ def register(app: typer.Typer) -> None:
             except ValueError:
                 raise UserError(f"--resolutions '{resolutions}': expected integers such as 128,256") from None
             result, table = resolution_cost(sizes, repeats), format_resolution_table
+        elif cold:
+            from .coldstart import cold_start, format_cold
+
+            result, table = cold_start(model, threads or None, repeats), format_cold
         else:
             result = run_bench(model=model, random=random, distilled=distilled, repeats=repeats, batch=batch,
                                only=configs.split(",") if configs else None, threads=threads or None)

@@ -8,19 +8,18 @@ one line before the model is even loaded.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..checks import check_prompt, prepare_output_file
 from ..errors import UserError
 from ..export.formats import format_of
-from .preprocess import Sticker, load_image, prepare_sticker, validate_prompt
-
-PROMPTS_FILE = "prompts.json"
+from ..prompts_file import PROMPTS_FILE, read_prompts_file
+from .preprocess import Sticker, load_image, prepare_sticker
 
 
 @dataclass
-class Job:
+class AnimateJob:
     """One sticker to animate and where its results go."""
 
     sticker: Sticker
@@ -30,22 +29,16 @@ class Job:
 
 
 def check_out_file(path: Path, preset: str | None) -> Path:
-    """UserError unless `path` can receive an output file (folder exists, known suffix)."""
+    """`path` ready to receive an output file (known suffix; its folder made if missing), or UserError."""
     if preset is None:
         format_of(path)  # UserError for an unsupported suffix, before any work
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"output '{path}': folder '{parent}' does not exist")
-    if path.is_dir():
-        raise UserError(f"output '{path}' is a folder: expected a file path (e.g. out.webp)")
-    return path
+    return prepare_output_file(path)
 
 
 def _out_folder(path: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise UserError(f"output '{path}' is a file: with several images, expected a folder")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return path  # made by the caller when writing starts (and removed again if the run fails)
 
 
 def _unique_stems(paths: list[Path]) -> list[str]:
@@ -68,31 +61,8 @@ def _prompts_for(images: list[Path], prompts: list[str]) -> list[str]:
     return prompts
 
 
-def read_prompts_file(folder: Path) -> list[tuple[Path, str]]:
-    """(image path, prompt) pairs from `folder/prompts.json`, with one-line errors naming the entry."""
-    path = folder / PROMPTS_FILE
-    if not folder.is_dir():
-        raise UserError(f"inputs folder '{folder}' does not exist")
-    if not path.is_file():
-        raise UserError(f"inputs folder '{folder}' has no {PROMPTS_FILE}: expected a list of "
-                        '{"image": ..., "prompt": ...}')
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"'{path}' is not valid JSON ({getattr(e, 'msg', e)})") from None
-    if not isinstance(data, list) or not data:
-        raise UserError(f"'{path}': expected a non-empty list of {{\"image\": ..., \"prompt\": ...}}")
-    pairs = []
-    for i, entry in enumerate(data):
-        if not isinstance(entry, dict) or not isinstance(entry.get("image"), str) \
-                or not isinstance(entry.get("prompt"), str):
-            raise UserError(f"'{path}' entry {i}: expected {{\"image\": \"file.png\", \"prompt\": \"...\"}}")
-        pairs.append((folder / entry["image"], entry["prompt"]))
-    return pairs
-
-
 def plan_jobs(images: list[Path], prompts: list[str], out: Path | None, inputs: Path | None,
-              outputs: Path | None, fmt: str, canvas: int, preset: str | None = None) -> list[Job]:
+              outputs: Path | None, fmt: str, canvas: int, preset: str | None = None) -> list[AnimateJob]:
     """Check every input and output and prepare every sticker; raises UserError on the first problem."""
     suffix = "." + fmt.lower().lstrip(".")
     if inputs is not None or outputs is not None:
@@ -100,8 +70,8 @@ def plan_jobs(images: list[Path], prompts: list[str], out: Path | None, inputs: 
             raise UserError("give either IMAGE... with --out, or --inputs DIR with --outputs DIR, not both")
         if inputs is None or outputs is None:
             raise UserError("--inputs and --outputs go together: expected both folders")
-        pairs = read_prompts_file(inputs)
-        paths, texts = [p for p, _ in pairs], [t for _, t in pairs]
+        entries = read_prompts_file(inputs / PROMPTS_FILE)
+        paths, texts = [e.image for e in entries], [e.prompt for e in entries]
     else:
         if not images:
             raise UserError("no images given: expected IMAGE... (or --inputs DIR --outputs DIR)")
@@ -109,7 +79,7 @@ def plan_jobs(images: list[Path], prompts: list[str], out: Path | None, inputs: 
             raise UserError("no --out given: expected an output file (e.g. out.webp), or a folder for several images")
         paths, texts = images, _prompts_for(images, prompts)
     stems = _unique_stems(paths)
-    texts = [validate_prompt(t, f"prompt for '{p.name}'") for p, t in zip(paths, texts)]
+    texts = [check_prompt(t, f"prompt for '{p.name}'") for p, t in zip(paths, texts)]
     if preset is None:
         format_of(Path("x" + suffix))
     if inputs is None and len(paths) == 1:
@@ -118,4 +88,4 @@ def plan_jobs(images: list[Path], prompts: list[str], out: Path | None, inputs: 
         folder = _out_folder(outputs if inputs is not None else out)
         outs = [folder / (s + suffix) for s in stems]
     stickers = [prepare_sticker(load_image(p), str(p), canvas) for p in paths]
-    return [Job(s, t, o, stem) for s, t, o, stem in zip(stickers, texts, outs, stems)]
+    return [AnimateJob(s, t, o, stem) for s, t, o, stem in zip(stickers, texts, outs, stems)]

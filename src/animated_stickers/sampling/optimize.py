@@ -37,6 +37,10 @@ class SpeedOptions:
     jit: bool = False
     compile: bool = False
     channels_last: bool = False
+    # Kept on: measured on weights/tiny (1 thread, shared core, 2026-12-01, paired A/B of 7-11 forwards),
+    # whole-UNet speed-up 0.97x / 1.04x / 1.04x at 1 video (the unguided and distilled shape) and
+    # 1.03x / 1.00x at 3 videos; the cross-attention layers alone 1.21x. Not slower than 1.0x beyond the
+    # +-4% noise, so not switched off (issue 14's 0.89x did not reproduce). Re-check with `stickers bench`.
     context_once: bool = True
     threads: int | None = None  # None: leave torch's setting alone
 
@@ -90,8 +94,13 @@ class FastUNet:
         self._compiled = torch.compile(self.unet) if self.speed.compile else None
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
-                 image_latent: torch.Tensor | None) -> torch.Tensor:
+                 image_latent: torch.Tensor | None, cond_mask: torch.Tensor | None = None,
+                 guidance: torch.Tensor | None = None) -> torch.Tensor:
         args = (x, t, context) if image_latent is None else (x, t, context, image_latent)
+        if cond_mask is not None or guidance is not None:
+            args = args + (cond_mask,)
+        if guidance is not None:  # (B, 2) scales of a guidance-embedded student
+            args = args + (guidance,)
         if self.unet.context_once != self.speed.context_once:  # the UNet may be shared: set it per call
             self.unet.set_context_once(self.speed.context_once)
         traced = self._trace_for(args) if self.speed.jit else None  # built (once per shape) outside the timing

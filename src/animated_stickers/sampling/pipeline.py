@@ -27,14 +27,25 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..checks import check_prompt
 from ..config import SamplingConfig
 from ..diffusion.anchor import anchor_frame
 from ..diffusion.guidance import DualGuidance, IP2PConditions, TextGuidance
 from ..diffusion.sampler import SCHEDULERS, generators, initial_noise, make_scheduler, sample
 from ..errors import UserError
-from ..models.checkpoint import DEFAULT_MODEL_DIR, ModelLoadError, StickerModel, load_model, read_config
+from ..models.checkpoint import (
+    DEFAULT_MODEL_DIR,
+    ModelLoadError,
+    StickerModel,
+    check_finite_latents,
+    load_model,
+    read_config,
+)
+from ..models.unet import default_cond_index, make_cond_mask
+from ..rgba import restore_from_square
 from .optimize import FastUNet, SpeedOptions, autocast
-from .preprocess import Sticker, prepare_sticker, restore, validate_prompt
+from .preprocess import Sticker, prepare_sticker
+from .refdecode import references
 
 Progress = Callable[[int, int], None]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -66,12 +77,33 @@ def check_params(params: SamplingConfig) -> SamplingConfig:
         raise UserError(f"steps={params.steps}: expected 1 to 1000")
     if params.guided_steps < 0:
         raise UserError(f"guided_steps={params.guided_steps}: expected 0 or more")
+    if not 0 <= params.seed <= MAX_SEED:
+        raise UserError(f"seed={params.seed}: expected 0 to {MAX_SEED} (2**63 - 1)")
     if params.dtype not in DTYPES:
         raise UserError(f"dtype '{params.dtype}': expected one of {', '.join(DTYPES)}")
     for name in ("image_guidance", "text_guidance"):
         if not 0 <= getattr(params, name) <= 50:
             raise UserError(f"{name}={getattr(params, name)}: expected 0 to 50")
+    if params.num_frames is not None and not 2 <= params.num_frames <= MAX_FRAMES:
+        raise UserError(f"frames={params.num_frames}: expected 2 to {MAX_FRAMES}")
+    if params.cond_frame is not None and params.num_frames is not None and \
+            not 0 <= params.cond_frame < params.num_frames:
+        raise UserError(f"cond_frame={params.cond_frame}: expected 0 to {params.num_frames - 1} "
+                        f"for {params.num_frames} frames")
     return params
+
+
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds; sticker i of a call uses seed + i
+MAX_FRAMES = 32  # longest loop a call may ask for (memory grows linearly with frames)
+
+
+def clip_layout(cfg, params: SamplingConfig) -> tuple[int, int]:
+    """(frames, conditioning index) of a call: the params' choice, else the model's defaults."""
+    t = params.num_frames or cfg.num_frames
+    c = default_cond_index(cfg, t) if params.cond_frame is None else params.cond_frame
+    if not 0 <= c < t:
+        raise UserError(f"cond_frame={c}: expected 0 to {t - 1} for {t} frames")
+    return t, c
 
 
 def to_tensor(images: list[Image.Image]) -> torch.Tensor:
@@ -121,13 +153,15 @@ class AnimatePipeline:
             prompts = prompts * len(stickers)
         if len(prompts) != len(stickers):
             raise UserError(f"{len(prompts)} prompts for {len(stickers)} images: expected one each (or one for all)")
-        prompts = [validate_prompt(p) for p in prompts]
+        prompts = [check_prompt(p) for p in prompts]
         params = check_params(params or self.model.sampling)
-        video = self.generate_video(to_tensor([s.canvas for s in stickers]), prompts, params, progress)
-        cond = self.model.cfg.cond_frame
+        # With a reference decoder: frames at the input's own size (up to 512 px), see refdecode.py.
+        reference, placements = references(self.model.decoder is not None, stickers, self.model.cfg.resolution)
+        video = self.generate_video(to_tensor([s.canvas for s in stickers]), prompts, params, progress, reference)
+        cond = clip_layout(self.model.cfg, params)[1]
         out = []
-        for s, frames in zip(stickers, video):  # frames (4, T, H, W)
-            seq = [restore(f, s.placement) for f in to_images(frames.transpose(0, 1))]
+        for s, placement, frames in zip(stickers, placements, video):  # frames (4, T, H, W)
+            seq = [restore_from_square(f, placement) for f in to_images(frames.transpose(0, 1))]
             if params.paste_input:
                 seq[cond] = s.rgba.copy()
             out.append(seq)
@@ -136,8 +170,9 @@ class AnimatePipeline:
     # ------------------------------------------------------------------ steps
     @torch.no_grad()
     def generate_video(self, canvases: torch.Tensor, prompts: list[str], params: SamplingConfig | None = None,
-                       progress: Progress | None = None) -> torch.Tensor:
-        """Canvas stickers (B, 4, H, W) in [0, 1] + prompts -> videos (B, 4, T, H, W) straight RGBA."""
+                       progress: Progress | None = None, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """Canvas stickers (B, 4, H, W) in [0, 1] + prompts -> videos (B, 4, T, H, W) straight RGBA
+        (at the `reference` stickers' size (B, 4, S, S) when the model has a reference decoder)."""
         params = check_params(params or self.model.sampling)
         self.stats = {}
         with _timed(self.stats, "vae_encode_s"):
@@ -147,7 +182,7 @@ class AnimatePipeline:
         with _timed(self.stats, "sampling_s"):
             latents = self.sample_latents(cond, params, progress)
         with _timed(self.stats, "vae_decode_s"):
-            return self.decode(latents, params)
+            return self.decode(latents, params, reference)
 
     def conditions(self, prompts: list[str], image_latent: torch.Tensor) -> IP2PConditions:
         """Text encoded and projected once per call (not per frame, not per step)."""
@@ -164,9 +199,12 @@ class AnimatePipeline:
         seeds = [params.seed + i for i in range(b)]
         scheduler = make_scheduler(cfg, params.scheduler, params.steps)
         guidance = DualGuidance(params.image_guidance, params.text_guidance, params.guided_steps,
-                                self.batched_guidance)
+                                self.batched_guidance, embedded=self.model.unet.guidance_embedded)
         self.net.dtype = DTYPES[params.dtype]
-        noise = initial_noise((b, c, cfg.num_frames, h, w), seeds)
+        frames, cond_index = clip_layout(cfg, params)
+        if cfg.unet.cond_mask:  # tell the network which frame is the sticker
+            cond = dataclasses.replace(cond, cond_mask=make_cond_mask(b, frames, cond_index))
+        noise = initial_noise((b, c, frames, h, w), seeds)
         self.net.calls.clear()
         residual = cfg.video_target == "residual"
         # The conditioning frame's clean value when anchored: the sticker, or a zero residual.
@@ -176,7 +214,7 @@ class AnimatePipeline:
             pred = guidance(self.net, x, t, cond, i)
             if not params.anchor:
                 return pred
-            return anchor_frame(pred, x, t, clean, cfg.cond_frame, scheduler.alphas_cumprod,
+            return anchor_frame(pred, x, t, clean, cond_index, scheduler.alphas_cumprod,
                                 scheduler.config.prediction_type)
 
         latents = sample(denoise, scheduler, noise, generator=generators(seeds), callback=progress)
@@ -186,8 +224,13 @@ class AnimatePipeline:
                           unet_s=sum(sec for _, sec in self.net.calls))
         return latents
 
-    def decode(self, latents: torch.Tensor, params: SamplingConfig) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, params: SamplingConfig, reference: torch.Tensor | None = None
+               ) -> torch.Tensor:
         """Latents (B, C, T, h, w) -> straight RGBA (B, 4, T, H, W) in [0, 1]."""
+        check_finite_latents(latents, self.model)
+        if reference is not None and self.model.decoder is not None:
+            return self.model.decoder.decode(self.model.vae, latents, reference,
+                                             clip_layout(self.model.cfg, params)[1])
         with autocast(DTYPES[params.dtype]):
             return self.model.vae.decode(latents).float()
 
@@ -211,7 +254,7 @@ class TextToImagePipeline:
                  progress: Progress | None = None) -> list[Image.Image]:
         """One canvas-sized RGBA still per prompt (batched)."""
         params = check_params(params or self.model.sampling)
-        prompts = [validate_prompt(p) for p in prompts]
+        prompts = [check_prompt(p) for p in prompts]
         cfg = self.model.cfg
         context = self.model.unet.context_proj(self.model.text(list(prompts) + [""]))
         null = context[-1:].expand(len(prompts), -1, -1)
@@ -223,6 +266,7 @@ class TextToImagePipeline:
         self.net.calls.clear()
         latents = sample(lambda x, t, i: guidance(self.net, x, t, context[:-1], null, i), scheduler, noise,
                          generator=generators(seeds), callback=progress)
+        check_finite_latents(latents, self.model)
         with autocast(DTYPES[params.dtype]):
             rgba = self.model.vae.decode(latents[:, :, 0]).float()
         return to_images(rgba)

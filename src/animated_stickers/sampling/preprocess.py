@@ -1,10 +1,10 @@
 """Input stickers and prompts: checks, background keying, fit to the model canvas and back.
 
-A sticker of any size is resized (aspect kept, Lanczos; Pillow resizes RGBA premultiplied, so hidden
-colours of transparent pixels do not bleed) so its long side fills the square canvas, centred on
-transparency. `Placement` remembers where it went, and `restore` maps generated frames back to the
-input's own size. Images without transparency get their background keyed out when the border is one
-uniform colour; otherwise they are refused with one clear line.
+A sticker of any size is fitted on the square canvas (rgba.py: aspect kept, premultiplied Lanczos,
+centred on transparency). Its `Placement` remembers where it went, and `rgba.restore_from_square`
+maps generated frames back to the input's own size (inputs over io_limits.MAX_WORK_SIDE, 2048 px, are
+scaled down to it on load). Images without transparency get their background
+keyed out when the border is one uniform colour; otherwise they are refused with one clear line.
 """
 
 from __future__ import annotations
@@ -15,22 +15,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..data.keying import detect_background
-from ..data.keying import key_background as key_colour
+from ..data.keying import detect_background, key_background
 from ..errors import UserError
+from ..io_limits import MAX_WORK_SIDE, check_budget, pillow_guard, reduce_to_work_size
+from ..rgba import Placement, fit_on_square
 
 MIN_SIDE = 16
 MAX_SIDE = 8192
-MAX_PROMPT_CHARS = 500
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a sticker sits on the square canvas: box (left, top, width, height), original (w, h)."""
-
-    original_size: tuple[int, int]
-    box: tuple[int, int, int, int]
-    canvas: int
 
 
 @dataclass
@@ -41,16 +32,6 @@ class Sticker:
     rgba: Image.Image  # original size, RGBA (keyed if it had no alpha)
     canvas: Image.Image  # canvas x canvas RGBA
     placement: Placement
-
-
-def validate_prompt(prompt: str, what: str = "prompt") -> str:
-    """The stripped prompt, or UserError if it is empty or longer than MAX_PROMPT_CHARS."""
-    text = (prompt or "").strip()
-    if not text:
-        raise UserError(f"{what} is empty: expected a short description of the motion, e.g. 'waving hello'")
-    if len(text) > MAX_PROMPT_CHARS:
-        raise UserError(f"{what} has {len(text)} characters: expected at most {MAX_PROMPT_CHARS}")
-    return text
 
 
 def check_size(size: tuple[int, int], name: str) -> None:
@@ -70,11 +51,14 @@ def load_image(path: str | Path) -> Image.Image:
     if not p.is_file():
         raise UserError(f"image '{p}' does not exist")
     try:
-        with Image.open(p) as im:
+        with pillow_guard(str(p)), Image.open(p) as im:
             check_size(im.size, str(p))  # header only: a 20,000 px bomb is refused before decoding
+            check_budget(str(p), *im.size)
             im.seek(0)
+            im.draft(im.mode, (MAX_WORK_SIDE, MAX_WORK_SIDE))  # JPEG: decode at a reduced scale directly
             im.load()
-            return ImageOps.exif_transpose(im.copy())
+            # Larger inputs work (and come out) at MAX_WORK_SIDE: 8 frames at 8000 px would need GBs.
+            return ImageOps.exif_transpose(reduce_to_work_size(im).copy())
     except UnidentifiedImageError:
         raise UserError(f"'{p}' is not an image: expected a PNG, WebP or JPEG file") from None
     except Image.DecompressionBombError:
@@ -92,7 +76,7 @@ def has_transparency(im: Image.Image) -> bool:
     return False
 
 
-def key_background(rgb: Image.Image, name: str) -> Image.Image:
+def key_border_background(rgb: Image.Image, name: str) -> Image.Image:
     """Make a solid border-coloured background transparent (data/keying.py's colour-to-alpha), but only
     where it is connected to the border: same-coloured details inside the sticker stay opaque."""
     from scipy import ndimage
@@ -102,7 +86,7 @@ def key_background(rgb: Image.Image, name: str) -> Image.Image:
     if not info.solid:
         raise UserError(f"image '{name}' has no transparency and no uniform background: expected an RGBA "
                         "sticker (PNG/WebP with alpha) or one on a plain-colour background")
-    keyed = key_colour(arr, info.color)[0]  # (H, W, 4)
+    keyed = key_background(arr, info.color)[0]  # (H, W, 4)
     clear = keyed[..., 3] == 0
     labels, _ = ndimage.label(clear)
     edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
@@ -121,29 +105,7 @@ def to_rgba(im: Image.Image, name: str) -> Image.Image:
     check_size(im.size, name)
     if has_transparency(im):
         return im.convert("RGBA")
-    return key_background(im.convert("RGB"), name)
-
-
-def fit_to_canvas(rgba: Image.Image, canvas: int) -> tuple[Image.Image, Placement]:
-    """Resize (aspect kept) so the long side is `canvas`, centre on a transparent square."""
-    w, h = rgba.size
-    scale = canvas / max(w, h)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    resized = rgba if (nw, nh) == (w, h) else rgba.resize((nw, nh), Image.Resampling.LANCZOS)
-    left, top = (canvas - nw) // 2, (canvas - nh) // 2
-    out = Image.new("RGBA", (canvas, canvas), (0, 0, 0, 0))
-    out.paste(resized, (left, top))
-    return out, Placement(original_size=(w, h), box=(left, top, nw, nh), canvas=canvas)
-
-
-def restore(frame: Image.Image, placement: Placement) -> Image.Image:
-    """Crop a canvas frame to the sticker's box and resize it back to the original size."""
-    if frame.size != (placement.canvas, placement.canvas):
-        raise ValueError(f"frame size {frame.size}: expected the {placement.canvas} px canvas")
-    left, top, w, h = placement.box
-    crop = frame.convert("RGBA").crop((left, top, left + w, top + h))
-    return crop if crop.size == placement.original_size else crop.resize(placement.original_size,
-                                                                          Image.Resampling.LANCZOS)
+    return key_border_background(im.convert("RGB"), name)
 
 
 def prepare_sticker(image: Image.Image, name: str, canvas: int, key: bool = True) -> Sticker:
@@ -151,5 +113,5 @@ def prepare_sticker(image: Image.Image, name: str, canvas: int, key: bool = True
     if not isinstance(image, Image.Image):
         raise UserError(f"input '{name}' is a {type(image).__name__}: expected a PIL image")
     rgba = to_rgba(image, name) if key else image.convert("RGBA")
-    fitted, placement = fit_to_canvas(rgba, canvas)
+    fitted, placement = fit_on_square(rgba, canvas)
     return Sticker(name=name, rgba=rgba, canvas=fitted, placement=placement)

@@ -40,9 +40,10 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..checks import check_prompt
 from ..config import SamplingConfig, to_dict
 from ..errors import UserError
-from ..sampling.pipeline import check_params, with_overrides
+from ..sampling.pipeline import check_params, clip_layout, with_overrides
 from ..sampling.preprocess import Sticker, prepare_sticker
 from .batching import MicroBatcher, QueueFull, RequestTimeout, ShuttingDown
 from .bodylimit import BodyLimitMiddleware
@@ -173,7 +174,10 @@ def create_app(pipeline_or_factory: Any, settings: ServeSettings | None = None,
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        status = exc.status_code
+        if status == 400 and "exceeded maximum size" in str(exc.detail):
+            status = 413  # a form field (e.g. a 2 MB prompt) over the multipart parser's per-part limit
+        return _error(status, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(QueueFull)
     async def _full(request: Request, exc: QueueFull) -> JSONResponse:
@@ -196,10 +200,11 @@ def create_app(pipeline_or_factory: Any, settings: ServeSettings | None = None,
     # ------------------------------------------------------------------ helpers
 
     def sampling_params(image_guidance: float | None, text_guidance: float | None, steps: int | None,
-                        seed: int | None) -> SamplingConfig:
+                        seed: int | None, frames: int | None = None) -> SamplingConfig:
         """The model's recommended settings with the request's overrides; UserError (422) if out of range."""
         return check_params(with_overrides(state["defaults"], image_guidance=image_guidance,
-                                           text_guidance=text_guidance, steps=steps, seed=seed))
+                                           text_guidance=text_guidance, steps=steps, seed=seed,
+                                           num_frames=frames))
 
     def prepare(data: bytes, content_type: str | None, filename: str | None) -> Sticker:
         """Worker-pool thread: decode + check the upload, then key/fit it exactly as the pipeline does."""
@@ -207,13 +212,8 @@ def create_app(pipeline_or_factory: Any, settings: ServeSettings | None = None,
         return prepare_sticker(still, filename or "upload", state["model"].cfg.resolution)
 
     def clean_prompt(prompt: str) -> str:
-        prompt = prompt.strip()
-        if not prompt:
-            raise ApiError(422, "field 'prompt': is empty; expected a short description of the motion")
-        if len(prompt) > settings.max_prompt_chars:
-            raise ApiError(422, f"field 'prompt': has {len(prompt)} characters; expected at most "
-                                f"{settings.max_prompt_chars}")
-        return prompt
+        """checks.check_prompt with this server's limit; its UserError becomes a 422 (handler above)."""
+        return check_prompt(prompt, "field 'prompt'", settings.max_prompt_chars)
 
     async def run(work: Work, request_id: str | None) -> tuple[Any, Any]:
         batcher: MicroBatcher = state["batcher"]
@@ -237,7 +237,8 @@ def create_app(pipeline_or_factory: Any, settings: ServeSettings | None = None,
     async def encode(frames: list[Image.Image], fmt: str, preset: str | None,
                      rate: float) -> tuple[bytes, str, str]:
         if preset:
-            return await run_in_threadpool(encode_preset, frames, preset, rate, state["model"].cfg.cond_frame)
+            cond = clip_layout(state["model"].cfg, dataclasses.replace(state["defaults"], num_frames=len(frames)))[1]
+            return await run_in_threadpool(encode_preset, frames, preset, rate, cond)
         return await run_in_threadpool(encode_animation, frames, fmt, rate)
 
     def timing_headers(job: Any) -> dict[str, str]:
@@ -253,7 +254,7 @@ def create_app(pipeline_or_factory: Any, settings: ServeSettings | None = None,
 
     @app.post("/v1/animate", response_class=Response, summary="Animate a sticker",
               responses={200: {"content": {m: {} for _, m in OUTPUT_FORMATS.values()},
-                               "description": "The animated sticker (8 frames, loops forever)."},
+                               "description": "The animated sticker (8 frames or `frames`, loops forever)."},
                          400: {"description": "Unreadable image"}, 413: {"description": "Upload too big"},
                          415: {"description": "Not PNG/WebP/JPEG/GIF"}, 422: {"description": "Bad field"},
                          503: {"description": "Queue full (Retry-After)"}, 504: {"description": "Timed out"}})
@@ -267,13 +268,15 @@ def create_app(pipeline_or_factory: Any, settings: ServeSettings | None = None,
         format: Annotated[Format, Form(description="webp, gif, png (APNG) or webm (VP9 + alpha)")] = "webp",
         preset: Annotated[str | None, Form(max_length=64, description="Messenger preset, e.g. telegram, "
                                                                       "whatsapp (overrides format)")] = None,
-        fps: Annotated[float | None, Form(gt=0, le=60, description="Playback rate of the 8 frames")] = None,
+        fps: Annotated[float | None, Form(gt=0, le=60, description="Playback rate of the frames")] = None,
+        frames: Annotated[int | None, Form(ge=2, le=32, description="Frames per loop (default 8; 16 for "
+                                                                     "smoother loops)")] = None,
         request_id: Annotated[str | None, Form(max_length=64, description="For /v1/progress/{id}")] = None,
     ) -> Response:
         """Multipart image + prompt + options -> the animated sticker bytes in `format`."""
         text = clean_prompt(prompt)
         preset = check_preset(preset)
-        params = sampling_params(image_guidance, text_guidance, steps, seed)
+        params = sampling_params(image_guidance, text_guidance, steps, seed, frames)
         sticker = await run_in_threadpool(prepare, await image.read(), image.content_type, image.filename)
         frames, job = await run(Work("animate", text, params, sticker), request_id)
         rate = fps or settings.default_fps

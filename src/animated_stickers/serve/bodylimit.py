@@ -3,24 +3,31 @@
 The body is read into memory (bounded by the limit) and replayed to the app, so an oversized upload
 never reaches the multipart parser or the disk. An oversized body is drained (up to a cap) before the
 413 is sent: a server that answers and closes mid-upload makes many clients report a broken pipe
-instead of the 413.
+instead of the 413. A client that stops sending mid-body for `read_timeout_s` gets 408 and is dropped,
+so half-sent uploads cannot hold connections open forever (uvicorn's own limits: `UVICORN_LIMITS`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DRAIN_FACTOR = 8  # read at most this many times the limit before giving up on a polite 413
+READ_TIMEOUT_S = 30.0  # longest pause between two chunks of a request body
+# uvicorn.Config/run options for both servers: idle keep-alive connections close after 5 s, and a
+# request line + headers over 64 KB is refused (h11) instead of buffered.
+UVICORN_LIMITS = {"timeout_keep_alive": 5, "h11_max_incomplete_event_size": 64 * 1024}
 
 
 class BodyLimitMiddleware:
     """Buffer POST/PUT/PATCH bodies up to `max_bytes`; larger ones get 413 `{"error": ...}`."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float = READ_TIMEOUT_S) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -32,7 +39,12 @@ class BodyLimitMiddleware:
         more = True
         too_big = declared is not None and declared.isdigit() and int(declared) > self.max_bytes
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout_s)
+            except TimeoutError:
+                await _send_json(send, 408, {"error": f"request body stalled: no data for {self.read_timeout_s:g} s; "
+                                                      "expected the whole upload to arrive"})
+                return
             if message["type"] == "http.disconnect":
                 return
             body = message.get("body", b"")

@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from .app import create_app
+        from .bodylimit import UVICORN_LIMITS
         from .loading import load_generator, load_pipeline
 
         settings = _settings(max_batch, max_wait_ms, queue_size, timeout_s, max_upload_mb)
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"serving on http://{host}:{port}  (page: /, docs: /docs; text-to-image: "
                    f"{'on' if generator else 'off'})", err=True)
         uvicorn.run(create_app(pipeline, settings, generator=generator), host=host, port=port,
-                    log_level="info")
+                    log_level="info", limit_concurrency=4 * queue_size + 16, **UVICORN_LIMITS)
 
     @app.command("serve-bench")
     @one_line_errors
@@ -86,6 +87,6 @@ def _bench(model: Path | None, random_tiny: bool, steps: int | None, rounds: int
     text = json.dumps(result, indent=2)
     typer.echo(text)
     if out:
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(out)
+        from ..atomic import atomic_write_text
+
+        atomic_write_text(out, text + "\n")

@@ -10,6 +10,8 @@ from typing import Self
 import uvicorn
 from fastapi import FastAPI
 
+from .bodylimit import UVICORN_LIMITS
+
 
 class ServerThread:
     """`with ServerThread(app) as srv: httpx.get(srv.url + "/healthz")`; binds a free port first (no race)."""
@@ -21,7 +23,7 @@ class ServerThread:
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=5, **UVICORN_LIMITS)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True,
                                        name=f"uvicorn-{self.port}")

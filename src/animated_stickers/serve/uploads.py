@@ -7,10 +7,10 @@ and canvas fit are the pipeline's (sampling/preprocess.py), applied by the app r
 from __future__ import annotations
 
 import io
-import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..io_limits import InputTooLarge, check_budget, pillow_guard
 from .settings import ALLOWED_IMAGE_FORMATS, ServeSettings
 
 # Declared content types that say nothing about the bytes; the bytes are sniffed instead.
@@ -46,9 +46,12 @@ def decode_upload(data: bytes, content_type: str | None, filename: str | None,
         raise ApiError(413, f"image '{name}' is {len(data)} bytes; expected at most "
                             f"{settings.max_upload_bytes}")
     try:
-        im = Image.open(io.BytesIO(data))
+        with pillow_guard(name):
+            im = Image.open(io.BytesIO(data))  # reads the chunks before the pixels: text/ICC bombs fail here
     except UnidentifiedImageError:
         raise ApiError(400, f"image '{name}' is not a readable image; expected a {_allowed()} file") from None
+    except InputTooLarge as e:
+        raise ApiError(413, str(e)) from None
     except Image.DecompressionBombError as e:
         raise ApiError(422, f"image '{name}': {e}") from None
     if im.format not in ALLOWED_IMAGE_FORMATS:
@@ -58,12 +61,14 @@ def decode_upload(data: bytes, content_type: str | None, filename: str | None,
         raise ApiError(422, f"image '{name}' is {w}x{h} pixels; expected at most "
                             f"{settings.max_pixels} pixels")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with pillow_guard(name):
+            check_budget(name, w, h)
             im.seek(0)
             im.load()
             rgba = ImageOps.exif_transpose(im).convert("RGBA")  # phone JPEGs: honour the orientation tag
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as e:
+    except InputTooLarge as e:
+        raise ApiError(413, str(e)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ApiError(400, f"image '{name}' is truncated or corrupt ({str(e).splitlines()[0]}); "
                        f"expected a complete {im.format} file") from None
     if max(w, h) > settings.max_side:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..atomic import atomic_write_text
+
 
 def _stage_rows(run_dir: Path, stages: list[dict], last_step: int | None = None, threads: int = 1) -> list[dict]:
     """One row per stage with metrics; the last stage's logs stop at `last_step` (a snapshot's step);
@@ -76,7 +78,4 @@ def write_model_card(run_dir: Path, out_dir: Path, threads: int, extra: str = ""
     if extra:
         lines += [extra.rstrip(), ""]
     path = out_dir / "MODEL_CARD.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, "\n".join(lines))

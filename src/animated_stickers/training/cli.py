@@ -16,9 +16,10 @@ def register(app: typer.Typer) -> None:
         recipe: str = typer.Option("tiny", help="Built-in recipe name (tiny, paper-example, smoke) or a YAML file."),
         stage: str = typer.Option(None, help="Run only this stage (default: every stage not yet done)."),
         run_dir: Path = typer.Option(None, help="Run folder (default: runs/<recipe>)."),
-        data_root: Path = typer.Option(
-            None, help="Data cache of `stickers data fetch` (default: $STICKERS_CACHE or ~/.cache/animated-stickers)."),
-        init: Path = typer.Option(None, help="Model folder to start the first stage from."),
+        data: list[Path] = typer.Option(
+            [], "--data", help="A folder made by `stickers data prepare` (repeatable: Fluent, stills, procedural "
+                               "motion, your own videos). Each stage mixes the sources it names by weight."),
+        init: Path = typer.Option(None, help="Model folder to start the first stage of this call from."),
         max_steps: int = typer.Option(None, help="Stop after this many steps in this call (resume later)."),
         set_: list[str] = typer.Option([], "--set", help="Override every stage's field, e.g. --set batch_size=2."),
         export: Path = typer.Option(None, help="Also write the final stage's model here as fp16."),
@@ -29,7 +30,6 @@ def register(app: typer.Typer) -> None:
         """Train a recipe: VAE -> text-to-image -> inflate -> video stages (paper 3.1)."""
         import torch
 
-        from ..data.sources import default_cache
         from ..models.checkpoint import load_model, save_model
         from .recipes import get_recipe
         from .stages import run_recipe
@@ -37,18 +37,21 @@ def register(app: typer.Typer) -> None:
         if threads:
             torch.set_num_threads(threads)
         r = get_recipe(recipe, set_)
+        if not data:
+            raise UserError("--data: expected at least one folder made by `stickers data prepare`")
+        for d in data:
+            if not d.is_dir():
+                raise UserError(f"--data '{d}': no such folder; expected one made by `stickers data prepare`")
         if snapshot is not None:
             from .stages import snapshot_stage
 
             chosen = [s for s in r.stages if s.name == stage]
             if not chosen:
                 raise UserError(f"--snapshot needs --stage: one of {', '.join(s.name for s in r.stages)}")
-            out, step = snapshot_stage(r, chosen[0], run_dir or Path("runs") / r.name,
-                                       data_root or default_cache(), snapshot, init)
+            out, step = snapshot_stage(r, chosen[0], run_dir or Path("runs") / r.name, data, snapshot, init)
             typer.echo(f"snapshot of stage '{stage}' at step {step} written to {out}")
             return
-        done = run_recipe(r, run_dir or Path("runs") / r.name, data_root or default_cache(), stage, init,
-                          max_steps)
+        done = run_recipe(r, run_dir or Path("runs") / r.name, data, stage, init, max_steps)
         for d in done:
             typer.echo(f"stage done: {d}")
         if export and done and done[-1].parent.name == r.stages[-1].name:

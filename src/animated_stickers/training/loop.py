@@ -3,7 +3,8 @@
 The same code runs under `accelerate launch` with any config. A stage's task is an nn.Module whose
 forward(step_batch) returns the loss, so DDP/FSDP see an ordinary forward. Batches are a pure
 function of (seed, step, rank), which makes resume exact (model, EMA, optimizer, LR scheduler, RNG
-and data position are all restored from the last checkpoint).
+and data position are all restored from the last checkpoint). Checkpoints are safetensors + JSON
+(training/state.py), never pickles: nothing in a run folder can run code when resumed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from diffusers.training_utils import EMAModel
 from tqdm import tqdm
 
 from .recipes import Stage
+from .state import load_ema_state, load_training_state, save_training_state
 
 
 class Task(Protocol):
@@ -69,12 +71,12 @@ def train_stage(task: torch.nn.Module, stage: Stage, run_dir: Path, accelerator:
                           num_training_steps=stage.steps * stage.grad_accum)
     model, opt, sched = acc.prepare(task, opt, sched)
     ema = _ema(params, stage)
-    acc.register_for_checkpointing(ema)
+    acc.register_for_checkpointing(ema)  # save_checkpoint finds the EMA among accelerate's registered objects
 
     step = 0
     last = _latest_checkpoint(run_dir)
     if last is not None:
-        acc.load_state(str(last))
+        load_training_state(last, acc, model, opt, sched, ema)
         step = json.loads((last / "progress.json").read_text())["step"]
     metrics_path = run_dir / "metrics.jsonl"
     bar = tqdm(total=stage.steps, initial=step, desc=f"{stage.name}", unit="step",
@@ -118,24 +120,30 @@ def train_stage(task: torch.nn.Module, stage: Stage, run_dir: Path, accelerator:
 
 def load_ema_weights(task: torch.nn.Module, stage: Stage, run_dir: Path) -> int:
     """Put the EMA weights of the latest checkpoint in run_dir into `task`'s trainable parameters;
-    returns its step. Reads the files `train_stage` checkpoints (accelerate's layout, one process)."""
-    from safetensors.torch import load_file
+    returns its step. Reads the safetensors + JSON files `train_stage` checkpoints (one process)."""
+    from .state import _load_tensors
 
     last = _latest_checkpoint(run_dir)
     if last is None:
         raise FileNotFoundError(f"no finished checkpoint in '{run_dir}': train the stage first")
-    task.load_state_dict(load_file(str(last / "model.safetensors")))
+    task.load_state_dict(_load_tensors(last / "model.safetensors"))
     params = task.trainable_parameters()
     ema = _ema(params, stage)
-    ema.load_state_dict(torch.load(last / "custom_checkpoint_0.pkl", weights_only=False))
+    load_ema_state(ema, last)
     ema.copy_to(params)
     return json.loads((last / "progress.json").read_text())["step"]
 
 
 def save_checkpoint(acc: Accelerator, run_dir: Path, step: int, keep: int = 2) -> None:
-    """accelerate.save_state + our step counter; keeps the newest `keep` checkpoints."""
+    """Model, EMA, optimizer, LR scheduler and RNG state (training/state.py) + our step counter; keeps
+    the newest `keep` checkpoints. The parts are the ones `train_stage` prepared/registered with `acc`."""
     out = run_dir / f"checkpoint-{step}"
-    acc.save_state(str(out))
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+    acc.wait_for_everyone()
+    save_training_state(out, acc, acc._models[0], acc._optimizers[0], acc._schedulers[0], acc._custom_objects[0],
+                        acc.is_main_process)
+    acc.wait_for_everyone()  # every rank's RNG file is written before progress.json marks the checkpoint done
     if acc.is_main_process:
         (out / "progress.json").write_text(json.dumps({"step": step}))
         for old in sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[:-keep]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ConfigError, SamplingConfig, from_dict, load_yaml, merge, parse_overrides, to_dict
+from ..data.loader import DROPOUT
 
 
 @dataclass
@@ -29,13 +30,20 @@ class Stage:
     freeze_spatial: bool = False  # video: train only temporal layers (+ the widened conv_in)
     fps: str = "dynamic"  # "4", "8" or "dynamic" (motion bucketing, paper 3.1.1)
     prediction_type: str = "v_prediction"  # epsilon | v_prediction (v implies zero-terminal SNR)
-    cond_frame: str = "middle"  # middle | first | last | random (paper 3.1.2)
+    # middle | first | last | random (paper 3.1.2). "random" with the mask channel: any index conditions.
+    cond_frame: str = "middle"
     target: str = "frames"  # video: frames | residual (ModelConfig.video_target)
-    # CFG dropout (paper 2.1): text only, image only, both; each 5-10%.
-    drop_text: float = 0.07
-    drop_image: float = 0.07
-    drop_both: float = 0.07
-    data: dict[str, float] = field(default_factory=lambda: {"fluent": 1.0})  # source -> mixing weight
+    # CFG dropout (paper 2.1): text only, image only, both; the loader's rule (data/loader.py DROPOUT).
+    drop_text: float = DROPOUT
+    drop_image: float = DROPOUT
+    drop_both: float = DROPOUT
+    # Prepared sources (the samples' `source`: fluent-anim, fluent-3d, procedural, user, ...) -> mixing weight.
+    data: dict[str, float] = field(default_factory=lambda: {"fluent-anim": 1.0, "user": 1.0})
+    loops: bool = True  # whole-loop clips where a sample loops (data/loader.py plan_example)
+    max_fps: float = 12.0  # clip grid rate (data/loader.py clip_grid)
+    long_frames: int = 0  # video: also train on loops of this many frames (e.g. 16) ...
+    long_share: float = 0.0  # ... in this share of the steps (batch scaled to the same frame count)
+    one_per_emoji: bool = True  # one skin-tone variant per emoji (CPU budget; motions are the same)
     ema_decay: float = 0.999
     warmup: int = 100
     checkpoint_every: int = 250
@@ -43,6 +51,10 @@ class Stage:
     mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate)
     gradient_checkpointing: bool = False
     seed: int = 0
+    # Distillation stages (training/distill.py), kinds distill-guidance | distill-steps:
+    student_steps: int = 0  # distill-steps: the student's DDIM steps (its teacher takes twice as many)
+    max_image_guidance: float = 8.0  # sigma_I / sigma_T drawn from [1, max] for a guidance-embedded student
+    max_text_guidance: float = 4.0
 
 
 @dataclass
@@ -60,6 +72,9 @@ def _stage(name: str, kind: str, steps: int, **kw) -> dict:
     return {"name": name, "kind": kw.pop("kind_", kind), "steps": steps, **kw}
 
 
+SMOKE_DATA = {"procedural": 1.0, "fluent-anim": 1.0, "fluent-3d": 1.0, "user": 1.0}
+STAGE_KINDS = ("vae", "t2i", "video", "decoder", "distill-guidance", "distill-steps")
+
 RECIPES: dict[str, dict] = {
     # The default CPU model (this project's weights/tiny): 128 px canvas, 16x16 latents. The video stages
     # denoise residuals to the conditioning frame (ModelConfig.video_target): at 700 steps the same model
@@ -68,14 +83,25 @@ RECIPES: dict[str, dict] = {
     # 1.5/1.5, the all-criteria pass rate was 0.40 vs 0.33; the paper's 7.5/2 amplified residual errors.
     "tiny": {"name": "tiny", "preset": "tiny", "sampling": {"image_guidance": 1.0, "text_guidance": 1.0},
              "stages": [
-        _stage("vae", "vae", 3500, lr=5e-4, batch_size=8, crop=64, data={"fluent": 1.0, "stills": 1.0},
+        _stage("vae", "vae", 3500, lr=5e-4, batch_size=8, crop=64,
+               data={"fluent-anim": 1.0, "fluent-3d": 1.0, "fluent-flat": 0.5, "openmoji": 0.5},
                warmup=50, ema_decay=0.995, checkpoint_every=100),
-        _stage("t2i", "t2i", 500, lr=3e-4, batch_size=16, data={"stills": 1.0, "fluent": 1.0},
+        _stage("t2i", "t2i", 500, lr=3e-4, batch_size=16, data={"fluent-3d": 1.0, "fluent-anim": 1.0},
                prediction_type="v_prediction", ema_decay=0.998),
         _stage("motion-pretrain", "video", 100, lr=3e-4, batch_size=4, freeze_spatial=True, fps="8",
-               data={"procedural": 1.0}, ema_decay=0.995, target="residual"),
-        _stage("fluent-finetune", "video", 4000, lr=2e-4, batch_size=4, freeze_spatial=False, fps="dynamic",
-               data={"fluent": 1.0}, ema_decay=0.998, target="residual"),
+               data={"procedural": 1.0}, ema_decay=0.995, target="residual", cond_frame="random"),
+        _stage("fluent-finetune", "video", 2000, lr=2e-4, batch_size=4, freeze_spatial=False, fps="dynamic",
+               data={"fluent-anim": 1.0}, ema_decay=0.998, target="residual", cond_frame="random"),
+        # Loops, motion words and any conditioning index: whole-loop clips with a random roll, measured
+        # motion captions (real clips) and exact ones (procedural clips covering the motion vocabulary),
+        # a fifth of the steps on 16-frame loops.
+        _stage("motion-loops", "video", 2000, lr=1e-4, batch_size=4, freeze_spatial=False, fps="dynamic",
+               data={"fluent-anim": 0.5, "procedural": 0.5, "user": 1.0}, ema_decay=0.995, warmup=50,
+               target="residual", cond_frame="random", long_frames=16, long_share=0.2),
+        # Reference-guided decoder (models/decoder.py): detail from the sticker at 256 px.
+        # `resolution` of a decoder stage is its output size; it trains the fusion net only (VAE frozen).
+        _stage("decoder", "decoder", 400, lr=1e-3, batch_size=2, resolution=256,
+               data={"fluent-anim": 1.0, "procedural": 1.0}, ema_decay=0.99, warmup=20, checkpoint_every=100),
     ]},
     # Paper 3.1 example: [256p, freeze, 4 fps, eps] -> [512p, freeze, 4 fps, eps] -> [512p, unfreeze, 8 fps, v].
     "paper-example": {"name": "paper-example", "preset": "lg", "stages": [
@@ -93,10 +119,13 @@ RECIPES: dict[str, dict] = {
                         "unet.head_dim=8", "unet.norm_num_groups=4", "unet.cross_attention_dim=16",
                         "text.encoders=[{kind: minilm, max_length: 8}]"],
               "stages": [
-                  _stage("vae", "vae", 2, batch_size=2, resolution=32, crop=16, checkpoint_every=1),
-                  _stage("t2i", "t2i", 2, batch_size=2, resolution=32, data={"stills": 1.0}, checkpoint_every=1),
+                  _stage("vae", "vae", 2, batch_size=2, resolution=32, crop=16, checkpoint_every=1,
+                         data=SMOKE_DATA),
+                  _stage("t2i", "t2i", 2, batch_size=2, resolution=32, data=SMOKE_DATA, checkpoint_every=1),
                   _stage("video", "video", 2, batch_size=2, resolution=32, freeze_spatial=True, fps="8",
-                         data={"procedural": 1.0, "fluent": 1.0}, checkpoint_every=1),
+                         data=SMOKE_DATA, checkpoint_every=1, cond_frame="random", long_frames=16,
+                         long_share=0.5),
+                  _stage("decoder", "decoder", 2, batch_size=1, resolution=64, data=SMOKE_DATA, checkpoint_every=1),
               ]},
 }
 
@@ -119,10 +148,16 @@ def get_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
     if unknown:
         raise ConfigError(f"recipe sampling key '{min(unknown)}': expected some of {', '.join(sorted(known))}")
     for s in recipe.stages:
-        if s.kind not in ("vae", "t2i", "video"):
-            raise ConfigError(f"stage '{s.name}': kind '{s.kind}', expected vae, t2i or video")
+        if s.kind not in STAGE_KINDS:
+            raise ConfigError(f"stage '{s.name}': kind '{s.kind}', expected one of {', '.join(STAGE_KINDS)}")
+        if s.long_frames and not (s.long_frames >= 2 and 0 < s.long_share <= 1):
+            raise ConfigError(f"stage '{s.name}': long_frames={s.long_frames}, long_share={s.long_share}: "
+                              "expected long_frames >= 2 and 0 < long_share <= 1")
         if s.target not in ("frames", "residual"):
             raise ConfigError(f"stage '{s.name}': target '{s.target}', expected 'frames' or 'residual'")
         if s.fps not in ("4", "8", "dynamic"):
             raise ConfigError(f"stage '{s.name}': fps '{s.fps}', expected '4', '8' or 'dynamic'")
+        if s.kind == "distill-steps" and not 1 <= s.student_steps <= 500:
+            raise ConfigError(f"stage '{s.name}': student_steps={s.student_steps}, expected 1 to 500 "
+                              "(the student's DDIM steps; the teacher takes twice as many)")
     return recipe

@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.loader import LoaderConfig
 from ..diffusion.schedules import target, train_scheduler
 from ..models.checkpoint import StickerModel
-from ..models.vae import premultiply
-from .banks import FrameBank, LatentBank
+from ..models.unet import make_cond_mask
+from ..rgba import premultiply_tensor
+from .banks import FrameBank, LatentBank, Sample, pick_sample, rng_from, source_groups
 from .recipes import Stage
 
 
@@ -36,7 +38,7 @@ class VAETask(nn.Module):
         return {"rgba": self.bank.batch(gen, self.stage.batch_size, self.stage.crop or self.bank.frames.shape[1])}
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        x = premultiply(batch["rgba"]) * 2 - 1  # the VAE's own space (models/vae.py)
+        x = premultiply_tensor(batch["rgba"]) * 2 - 1  # the VAE's own space (models/vae.py)
         dist = self.vae.encode_dist(batch["rgba"])
         rec = self.vae.decode_raw(self.vae.latent(batch["rgba"], sample=True, dist=dist))
         l1 = (rec - x).abs().mean()
@@ -52,20 +54,21 @@ class VAETask(nn.Module):
 class DiffusionTask(nn.Module):
     """Stages t2i and video: predict eps or v (zero-terminal SNR with v) from noisy latents.
 
-    Text and image conditions are dropped separately and together (CFG dropout, paper 2.1):
-    a dropped text uses the "" encoding, a dropped image a zero latent (InstructPix2Pix).
+    Examples come from the loader's rules (data/loader.py `plan_example`) over a LatentBank: whole loops
+    with a random roll, the conditioning frame (marked by the mask channel), templated captions and CFG
+    dropout (paper 2.1): a dropped text uses the "" encoding, a dropped image a zero latent (IP2P).
+    A `frames_mix` share of video batches uses longer loops (e.g. 16 frames at half the batch).
     """
 
-    def __init__(self, model: StickerModel, banks: dict[str, LatentBank], stage: Stage,
-                 null_text: list[torch.Tensor]) -> None:
+    def __init__(self, model: StickerModel, bank: LatentBank, stage: Stage, loader: LoaderConfig) -> None:
         super().__init__()
         self.unet = model.unet
+        self.model_text = model.text  # frozen encoders: captions are templated per example
         self.cfg = model.cfg
-        self.banks = banks
-        self.weights = torch.tensor([stage.data.get(k, 0.0) for k in banks])
-        self.stage = stage
+        self.bank, self.stage, self.loader = bank, stage, loader
+        self.groups, self.weights = source_groups_of(bank, stage.data)
         self.scheduler = train_scheduler(model.cfg)
-        self.null_text = [t.float() for t in null_text]  # per encoder (L, D)
+        self._text_cache: dict[str, list[torch.Tensor]] = {}
         if stage.kind == "video" and stage.freeze_spatial:
             for name, p in self.unet.named_parameters():
                 # Frozen spatial weights (paper 3.1): train temporal layers and the widened conv_in.
@@ -74,44 +77,43 @@ class DiffusionTask(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.unet.parameters() if p.requires_grad]
 
-    def _cond_index(self, gen: torch.Generator) -> int:
-        from ..data.clips import cond_frame_index
-
-        mode = self.stage.cond_frame
-        if mode == "random":
-            return int(torch.randint(self.cfg.num_frames, (1,), generator=gen))
-        return cond_frame_index(mode, self.cfg.num_frames)
+    @torch.no_grad()
+    def encode_text(self, prompts: list[str]) -> list[torch.Tensor]:
+        """Per encoder (B, L, D): frozen text states, memoised per distinct prompt."""
+        todo = sorted({p for p in prompts if p not in self._text_cache})
+        if todo:
+            states = self.model_text(todo)
+            for i, p in enumerate(todo):
+                self._text_cache[p] = [s[i].float() for s in states]
+        return [torch.stack([self._text_cache[p][k] for p in prompts]) for k in range(len(self.cfg.text.encoders))]
 
     def make_batch(self, gen: torch.Generator) -> dict:
         video = self.stage.kind == "video"
-        names = list(self.banks)
-        z0, cond, text = [], [], [[] for _ in self.null_text]
-        fps = None if self.stage.fps == "dynamic" else float(self.stage.fps)
-        ci = self._cond_index(gen)
-        for _ in range(self.stage.batch_size):
-            bank = self.banks[names[int(torch.multinomial(self.weights, 1, generator=gen))]]
-            i = int(torch.randint(len(bank.entries), (1,), generator=gen))
-            if video:
-                clip, c = bank.clip(i, gen, self.cfg.num_frames, fps, ci)
-            else:  # a single frame of a video (or a still) with its caption
-                e = bank.entries[i]
-                f = bank.latents[e.start + int(torch.randint(e.length, (1,), generator=gen))].float()
-                clip, c = f[:, None], f
+        frames, batch_size = self.cfg.num_frames, self.stage.batch_size
+        if video and self.stage.long_frames and torch.rand((), generator=gen) < self.stage.long_share:
+            # The same frames per batch: 16-frame loops at half the batch.
+            frames = self.stage.long_frames
+            batch_size = max(1, batch_size * self.cfg.num_frames // frames)
+        z0, cond, idx, prompts, drop_text, drop_image = [], [], [], [], [], []
+        for _ in range(batch_size):
+            i = pick_sample(gen, self.groups, self.weights)
+            clip, plan = self.bank.example(i, rng_from(gen), self.loader, frames if video else 1)
+            ci = plan.cond_index if video else 0
+            if not video:  # a single frame (the plan's conditioning frame) with its caption
+                clip = clip[:, plan.cond_index:plan.cond_index + 1] if clip.shape[1] > 1 else clip
             z0.append(clip)
-            cond.append(c)
-            for k, t in enumerate(bank.text):
-                text[k].append(t[i].float())
+            cond.append(clip[:, ci])
+            idx.append(ci)
+            prompts.append(plan.caption)
+            drop_text.append(plan.drop_text)
+            drop_image.append(plan.drop_image)
         b = len(z0)
-        u = torch.rand(b, generator=gen)
-        s = self.stage
-        drop_both = u < s.drop_both
-        drop_text = drop_both | ((u >= s.drop_both) & (u < s.drop_both + s.drop_text))
-        drop_image = drop_both | ((u >= s.drop_both + s.drop_text) & (u < s.drop_both + s.drop_text + s.drop_image))
+        x0 = torch.stack(z0)  # (B, C, T, h, w)
         return {
-            "z0": torch.stack(z0), "cond": torch.stack(cond),
-            "text": [torch.stack(t) for t in text],
-            "drop_text": drop_text, "drop_image": drop_image,
-            "noise": torch.randn(torch.stack(z0).shape, generator=gen),
+            "z0": x0, "cond": torch.stack(cond), "cond_index": torch.tensor(idx),
+            "text": self.encode_text(prompts), "drop_text": torch.tensor(drop_text),
+            "drop_image": torch.tensor(drop_image),
+            "noise": torch.randn(x0.shape, generator=gen),
             "t": torch.randint(self.scheduler.config.num_train_timesteps, (b,), generator=gen),
         }
 
@@ -120,11 +122,17 @@ class DiffusionTask(nn.Module):
         if self.stage.kind == "video" and self.cfg.video_target == "residual":
             z0 = z0 - batch["cond"][:, :, None]  # the true conditioning frame, even when its input is dropped
         zt = self.scheduler.add_noise(z0, noise, t)
-        text = [torch.where(batch["drop_text"][:, None, None], n[None].to(x), x)
-                for x, n in zip(batch["text"], self.null_text)]
-        image = None
+        null = self.encode_text([""])
+        text = [torch.where(batch["drop_text"][:, None, None], n.to(x), x) for x, n in zip(batch["text"], null)]
+        image, mask = None, None
         if self.unet.inflated:
             image = batch["cond"] * (~batch["drop_image"]).float()[:, None, None, None]
-        pred = self.unet(zt, t, text, image)
+            mask = make_cond_mask(z0.shape[0], z0.shape[2], batch["cond_index"])
+        pred = self.unet(zt, t, text, image, mask)
         loss = F.mse_loss(pred, target(self.scheduler, z0, noise, t))
         return loss, {}
+
+
+def source_groups_of(bank: LatentBank, weights: dict[str, float]):
+    """Sample groups per source of a bank (see banks.source_groups)."""
+    return source_groups([Sample(m, b"") for m in bank.metas], weights)

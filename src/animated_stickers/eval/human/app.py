@@ -8,14 +8,18 @@ API:   POST /api/login {name[, token]} | {token}      -> {name, token}; sets the
        GET  /api/questions                             -> the questions and failure reasons
        GET  /api/jobs/{id}/next                        -> the current assignment (resumes an open one)
        POST /api/assignments/{id} {answers | selected/none, comment} -> progress
-       GET  /api/jobs/{id}/progress                    -> per-annotator counts
+       GET  /api/jobs/{id}/progress                    -> your own counts + the job's totals (no names)
        GET  /media/{candidate_id}                      -> the animation file (only from its job's folder)
 Identity: the annotator's token, from the cookie, an X-Annotator-Token header, or ?token= on any page
 (which sets the cookie and redirects). Every refusal is a 4xx JSON {"detail": one line}.
+Trust: invite-only by default (tokens come from `stickers eval human add-annotator`); sign-up by name
+only with `signup=True` (`--signup`). Failed logins are rate-limited per client address (429).
 """
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict, deque
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +33,31 @@ from sqlalchemy.exc import OperationalError
 
 from .questions import questions_as_json
 from .store import EVAL, MAX_ID, MEDIA_TYPES, Store, StoreError, Unauthorized
+
+LOGIN_FAILURES = 10  # failed logins per client address within LOGIN_WINDOW_S before 429
+LOGIN_WINDOW_S = 60.0
+
+
+class TooManyAttempts(StoreError):
+    status = 429
+
+
+class LoginLimiter:
+    """Failed login attempts per client address in a sliding window (in memory: one server process)."""
+
+    def __init__(self, limit: int = LOGIN_FAILURES, window_s: float = LOGIN_WINDOW_S) -> None:
+        self.limit, self.window_s = limit, window_s
+        self.failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def check(self, client: str) -> None:
+        q, now = self.failures[client], time.monotonic()
+        while q and q[0] < now - self.window_s:
+            q.popleft()
+        if len(q) >= self.limit:
+            raise TooManyAttempts(f"too many failed logins from {client}: retry in {self.window_s:g} s")
+
+    def failed(self, client: str) -> None:
+        self.failures[client].append(time.monotonic())
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "stickers_eval_token"
@@ -51,11 +80,13 @@ class Submission(BaseModel):
     comment: str | None = Field(None, max_length=2000)
 
 
-def create_app(store: Store | str, signup: bool = True) -> FastAPI:
-    """The app over a Store (or a database URL); `signup=False` admits only annotators created by the CLI."""
+def create_app(store: Store | str, signup: bool = False, limiter: LoginLimiter | None = None) -> FastAPI:
+    """The app over a Store (or a database URL). Invite-only by default: only annotators created by the
+    CLI (add-annotator) log in; `signup=True` lets anyone sign up by name."""
     store = Store(store) if isinstance(store, str) else store
     app = FastAPI(title="Animated stickers: human evaluation", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
+    limiter = limiter or LoginLimiter()
 
     @app.exception_handler(StoreError)
     async def _store_error(_req: Request, e: StoreError) -> JSONResponse:
@@ -97,7 +128,16 @@ def create_app(store: Store | str, signup: bool = True) -> FastAPI:
         return page(request, "eval.html" if kind == EVAL else "hitl.html")
 
     @app.post("/api/login")
-    def login(body: Login):
+    def login(request: Request, body: Login):
+        client = request.client.host if request.client else "unknown"
+        limiter.check(client)
+        try:
+            return _login(body)
+        except StoreError:
+            limiter.failed(client)
+            raise
+
+    def _login(body: Login) -> JSONResponse:
         if body.token:
             a = store.annotator_by_token(body.token)
             if body.name and body.name.strip() != a["name"]:
@@ -148,8 +188,12 @@ def create_app(store: Store | str, signup: bool = True) -> FastAPI:
 
     @app.get("/api/jobs/{job_id}/progress")
     def job_progress(request: Request, job_id: Id):
-        who(request)
-        return {"job": store.job(job_id), "annotators": store.job_progress(job_id)}
+        # Other annotators' names and counts stay private (the CLI report has them): your own row + totals.
+        a = who(request)
+        rows = store.job_progress(job_id)
+        mine = next((r for r in rows if r["annotator"] == a["name"]), {"annotator": a["name"], "done": 0, "open": 0})
+        totals = {"annotators": len(rows), "done": sum(r["done"] for r in rows), "open": sum(r["open"] for r in rows)}
+        return {"job": store.job(job_id), "you": mine, "totals": totals}
 
     @app.get("/media/{candidate_id}")
     def media(request: Request, candidate_id: Id):
@@ -166,9 +210,11 @@ def _set_cookie(resp, token: str) -> None:
     resp.set_cookie(COOKIE, token, max_age=180 * 24 * 3600, httponly=True, samesite="lax")
 
 
-def serve(db: str, host: str = "127.0.0.1", port: int = 8000, signup: bool = True) -> None:
+def serve(db: str, host: str = "127.0.0.1", port: int = 8000, signup: bool = False) -> None:
     """Run the app with uvicorn until interrupted."""
     import uvicorn
 
+    from ...serve.bodylimit import UVICORN_LIMITS
+
     app = create_app(Store(db), signup=signup)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", **UVICORN_LIMITS)

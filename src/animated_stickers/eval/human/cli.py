@@ -3,7 +3,7 @@
 Workflow:
   stickers eval human import-job OUT_A --name eval-1 --model A --db eval.sqlite   # OUT_A: name.webp + prompts.json
   stickers eval human import-job OUT_B --name eval-1 --model B --db eval.sqlite   # same job: models interleaved
-  stickers eval human add-annotator ann bob cem --db eval.sqlite                  # personal links (or sign up)
+  stickers eval human add-annotator ann bob cem --db eval.sqlite                  # personal links (invite-only)
   stickers eval human serve --db eval.sqlite --host 0.0.0.0 --port 8000
   stickers eval human report --db eval.sqlite --job eval-1 [--compare A B] [--json]
 HITL filtering: `import-job DIR --kind hitl --name pick-1` with DIR/<teacher>/<stem>.webp + DIR/prompts.json;
@@ -31,9 +31,10 @@ Db = Annotated[str, typer.Option(help="database: a SQLAlchemy URL (sqlite:///eva
 @app.command()
 @one_line_errors
 def serve(db: Db = DEFAULT_DB, host: str = "127.0.0.1", port: int = 8000,
-          signup: Annotated[bool, typer.Option(help="let new annotators sign up from the login form")] = True,
+          signup: Annotated[bool, typer.Option(help="opt-in: let anyone who reaches the page sign up by name "
+                                                    "(default: invite-only, via add-annotator)")] = False,
           ) -> None:
-    """Run the annotation web app."""
+    """Run the annotation web app (invite-only unless --signup)."""
     from .app import serve as run
 
     run(db, host=host, port=port, signup=signup)

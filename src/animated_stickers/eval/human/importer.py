@@ -10,53 +10,16 @@ image's stem, as for `stickers eval auto`):
 from __future__ import annotations
 
 import hashlib
-import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import UserError
+from ...prompts_file import read_prompts_file
 from .store import MEDIA_TYPES, NewCandidate, NewItem
 
 # Preferred order when several files share a stem; .png last since it may be the still input image.
 ANIMATION_SUFFIXES = (".webp", ".gif", ".apng", ".webm", ".mp4", ".mov", ".png")
 assert set(ANIMATION_SUFFIXES) <= set(MEDIA_TYPES)
-
-
-@dataclass(frozen=True)
-class PromptEntry:
-    image: str
-    prompt: str
-
-    @property
-    def stem(self) -> str:
-        return Path(self.image).stem
-
-
-def read_prompts(path: Path) -> list[PromptEntry]:
-    """Parse prompts.json: a non-empty list of {"image", "prompt"} with unique image stems."""
-    if not path.is_file():
-        raise UserError(f"{path}: no prompts file; expected a JSON list of {{\"image\": ..., \"prompt\": ...}}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid JSON ({e}); expected a list of {{\"image\", \"prompt\"}}") from None
-    if not isinstance(data, list) or not data:
-        raise UserError(f"{path}: expected a non-empty JSON list of {{\"image\": ..., \"prompt\": ...}}")
-    entries, seen = [], set()
-    for i, d in enumerate(data):
-        if (not isinstance(d, dict) or not isinstance(d.get("image"), str) or not isinstance(d.get("prompt"), str)
-                or not d["image"].strip() or not Path(d["image"]).stem):
-            raise UserError(f"{path}: entry {i} must be {{\"image\": \"name.png\", \"prompt\": \"...\"}} with strings")
-        if "\x00" in d["image"] + d["prompt"]:
-            raise UserError(f"{path}: entry {i} contains a NUL character; expected plain text")
-        e = PromptEntry(d["image"], d["prompt"])
-        if e.stem in seen:
-            raise UserError(f"{path}: image stem {e.stem!r} appears twice; outputs are named by stem, so stems "
-                            "must be unique")
-        seen.add(e.stem)
-        entries.append(e)
-    return entries
 
 
 def find_animation(folder: Path, stem: str, not_this: Path | None = None) -> Path | None:
@@ -75,12 +38,12 @@ def scan_eval(folder: Path, model: str, prompts: Path | None = None) -> list[New
         raise UserError("--model is empty; expected the name of the model that made the animations")
     prompts = prompts or folder / "prompts.json"
     items = []
-    for e in read_prompts(prompts):
-        path = find_animation(folder, e.stem, not_this=prompts.parent / e.image)
+    for e in read_prompts_file(prompts):
+        path = find_animation(folder, e.stem, not_this=e.image)
         if path is None:
-            raise UserError(f"{folder}: no animation for {e.image!r}; expected {e.stem}.webp "
+            raise UserError(f"{folder}: no animation for {e.name!r}; expected {e.stem}.webp "
                             f"(or {', '.join(s for s in ANIMATION_SUFFIXES if s != '.webp')})")
-        items.append(NewItem(key=f"{model}/{e.stem}", prompt=e.prompt, image=e.image,
+        items.append(NewItem(key=f"{model}/{e.stem}", prompt=e.prompt, image=e.name,
                              candidates=[NewCandidate(model, folder, path.name)]))
     return items
 
@@ -93,15 +56,15 @@ def scan_hitl(folder: Path, prompts: Path | None = None, seed: int = 0) -> list[
     if not models:
         raise UserError(f"{folder}: no model sub-folders; a HITL import expects DIR/<model>/<stem>.webp")
     items = []
-    for e in read_prompts(prompts):
+    for e in read_prompts_file(prompts):
         found = [(m.name, find_animation(m, e.stem)) for m in models]
         cands = [NewCandidate(name, folder, p.relative_to(folder).as_posix()) for name, p in found if p]
         if not cands:
-            raise UserError(f"{folder}: no candidate for {e.image!r} in any of {', '.join(m.name for m in models)}")
+            raise UserError(f"{folder}: no candidate for {e.name!r} in any of {', '.join(m.name for m in models)}")
         # Shuffle so a teacher's position on the page says nothing about it; seeded for reproducibility.
         rnd = random.Random(int.from_bytes(hashlib.sha1(f"{seed}/{e.stem}".encode()).digest()[:8], "big"))
         rnd.shuffle(cands)
-        items.append(NewItem(key=e.stem, prompt=e.prompt, image=e.image, candidates=cands))
+        items.append(NewItem(key=e.stem, prompt=e.prompt, image=e.name, candidates=cands))
     return items
 
 

@@ -1,10 +1,11 @@
 """Storage for human evaluation and HITL filtering: SQLAlchemy 2.0 models and the operations on them.
 
 One schema serves both kinds of job:
-  Job (kind "eval" | "hitl") -> Item (one prompt + conditioning image) -> Candidate (an animation file).
+  AnnotationJob (kind "eval" | "hitl") -> AnnotationItem (one prompt + conditioning image)
+  -> Candidate (an animation file).
 An eval item has exactly one candidate (the sticker being judged); a HITL item has the candidates that
 teachers generated for the same prompt and image (paper 2.3: six per job). Each item is assigned to
-`Job.annotators_per_item` annotators (3 in the paper); an Assignment is submitted exactly once, in one
+`AnnotationJob.annotators_per_item` annotators (3 in the paper); an Assignment is submitted exactly once, in one
 transaction that writes its Answer rows (one per question; for HITL one row listing the selected
 candidates, empty = "I wouldn't share any of these").
 
@@ -61,7 +62,7 @@ class Base(DeclarativeBase):
     pass
 
 
-class Job(Base):
+class AnnotationJob(Base):
     __tablename__ = "jobs"
     __table_args__ = (CheckConstraint("kind in ('eval', 'hitl')", name="job_kind"),
                       CheckConstraint("annotators_per_item >= 1", name="job_annotators"))
@@ -71,10 +72,10 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(8))
     annotators_per_item: Mapped[int] = mapped_column(default=3)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    items: Mapped[list[Item]] = relationship(back_populates="job")
+    items: Mapped[list[AnnotationItem]] = relationship(back_populates="job")
 
 
-class Item(Base):
+class AnnotationItem(Base):
     __tablename__ = "items"
     __table_args__ = (UniqueConstraint("job_id", "key"), Index("ix_items_job_order", "job_id", "order_key"))
 
@@ -85,7 +86,7 @@ class Item(Base):
     image: Mapped[str | None] = mapped_column(String(400))  # conditioning image name from prompts.json
     order_key: Mapped[int]  # stable pseudo-random order, so models in one job are interleaved
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    job: Mapped[Job] = relationship(back_populates="items")
+    job: Mapped[AnnotationJob] = relationship(back_populates="items")
     candidates: Mapped[list[Candidate]] = relationship(back_populates="item", order_by="Candidate.position")
 
 
@@ -99,7 +100,7 @@ class Candidate(Base):
     model: Mapped[str] = mapped_column(String(200))
     media_root: Mapped[str] = mapped_column(Text)  # the imported folder (absolute); files are served only below it
     media: Mapped[str] = mapped_column(Text)  # path relative to media_root, POSIX separators
-    item: Mapped[Item] = relationship(back_populates="candidates")
+    item: Mapped[AnnotationItem] = relationship(back_populates="candidates")
 
 
 class Annotator(Base):
@@ -123,7 +124,7 @@ class Assignment(Base):
     assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     comment: Mapped[str | None] = mapped_column(Text)
-    item: Mapped[Item] = relationship()
+    item: Mapped[AnnotationItem] = relationship()
     answers: Mapped[list[Answer]] = relationship(back_populates="assignment")
 
 
@@ -283,19 +284,19 @@ class Store:
                                     f"(links out of the folder are refused); expected one of "
                                     f"{', '.join(MEDIA_TYPES)}") from None
         with self.session() as s:
-            job = s.scalar(select(Job).where(Job.name == job_name))
+            job = s.scalar(select(AnnotationJob).where(AnnotationJob.name == job_name))
             if job is None:
-                job = Job(name=job_name, kind=kind, annotators_per_item=annotators_per_item)
+                job = AnnotationJob(name=job_name, kind=kind, annotators_per_item=annotators_per_item)
                 s.add(job)
                 s.flush()
             elif job.kind != kind:
                 raise UserError(f"job {job_name!r} is a {job.kind} job; cannot add {kind} items to it")
-            existing = set(s.scalars(select(Item.key).where(Item.job_id == job.id)))
+            existing = set(s.scalars(select(AnnotationItem.key).where(AnnotationItem.job_id == job.id)))
             for it in items:
                 if it.key in existing:
                     raise UserError(f"item {it.key!r} is already in job {job_name!r}; use another --name or model")
                 existing.add(it.key)
-                row = Item(job_id=job.id, key=it.key, prompt=it.prompt, image=it.image,
+                row = AnnotationItem(job_id=job.id, key=it.key, prompt=it.prompt, image=it.image,
                            order_key=_order_key(job_name, it.key))
                 row.candidates = [Candidate(position=i, model=c.model, media_root=str(c.media_root.resolve()),
                                             media=c.media) for i, c in enumerate(it.candidates)]
@@ -305,7 +306,8 @@ class Store:
     def jobs(self) -> list[dict]:
         """All jobs with their size."""
         with self.session() as s:
-            rows = s.execute(select(Job, func.count(Item.id)).outerjoin(Item).group_by(Job.id).order_by(Job.id))
+            rows = s.execute(select(AnnotationJob, func.count(AnnotationItem.id)).outerjoin(AnnotationItem)
+                             .group_by(AnnotationJob.id).order_by(AnnotationJob.id))
             return [{"id": j.id, "name": j.name, "kind": j.kind, "items": n,
                      "annotators_per_item": j.annotators_per_item} for j, n in rows]
 
@@ -353,22 +355,23 @@ class Store:
     def next_assignment(self, job_id: int, annotator_id: int) -> dict | None:
         """The annotator's open assignment in the job, else a new one (items others started come first), or None."""
         with self.session() as s:
-            job = s.scalar(select(Job).where(Job.id == job_id).with_for_update())
+            job = s.scalar(select(AnnotationJob).where(AnnotationJob.id == job_id).with_for_update())
             if job is None:
                 raise NotFound(f"no job {job_id}")
-            open_ = s.scalar(select(Assignment).join(Item)
-                             .where(Item.job_id == job_id, Assignment.annotator_id == annotator_id,
+            open_ = s.scalar(select(Assignment).join(AnnotationItem)
+                             .where(AnnotationItem.job_id == job_id, Assignment.annotator_id == annotator_id,
                                     Assignment.submitted_at.is_(None))
                              .order_by(Assignment.id).limit(1))
             if open_ is None:
-                taken = (select(Assignment.item_id, func.count().label("n")).join(Item)
-                         .where(Item.job_id == job_id).group_by(Assignment.item_id).subquery())
+                taken = (select(Assignment.item_id, func.count().label("n")).join(AnnotationItem)
+                         .where(AnnotationItem.job_id == job_id).group_by(Assignment.item_id).subquery())
                 mine = select(Assignment.item_id).where(Assignment.annotator_id == annotator_id)
                 n = func.coalesce(taken.c.n, 0)
                 # Items already started by others come first, so items reach full coverage early.
-                item = s.scalar(select(Item).outerjoin(taken, taken.c.item_id == Item.id)
-                                .where(Item.job_id == job_id, Item.id.not_in(mine), n < job.annotators_per_item)
-                                .order_by(n.desc(), Item.order_key, Item.id).limit(1))
+                item = s.scalar(select(AnnotationItem).outerjoin(taken, taken.c.item_id == AnnotationItem.id)
+                                .where(AnnotationItem.job_id == job_id, AnnotationItem.id.not_in(mine),
+                                       n < job.annotators_per_item)
+                                .order_by(n.desc(), AnnotationItem.order_key, AnnotationItem.id).limit(1))
                 if item is None:
                     return None
                 open_ = Assignment(item_id=item.id, annotator_id=annotator_id)
@@ -413,26 +416,28 @@ class Store:
     def progress(self, job_id: int, annotator_id: int) -> dict:
         """How far this annotator is in the job, and how far the job is overall."""
         with self.session() as s:
-            job = s.get(Job, job_id)
+            job = s.get(AnnotationJob, job_id)
             if job is None:
                 raise NotFound(f"no job {job_id}")
-            items = s.scalar(select(func.count(Item.id)).where(Item.job_id == job_id)) or 0
+            items = s.scalar(select(func.count(AnnotationItem.id)).where(AnnotationItem.job_id == job_id)) or 0
             per_item = (select(Assignment.item_id, func.count().label("n"))
-                        .join(Item).where(Item.job_id == job_id).group_by(Assignment.item_id).subquery())
+                        .join(AnnotationItem).where(AnnotationItem.job_id == job_id).group_by(Assignment.item_id)
+                        .subquery())
             mine = select(Assignment.item_id).where(Assignment.annotator_id == annotator_id)
-            free = s.scalar(select(func.count(Item.id)).outerjoin(per_item, per_item.c.item_id == Item.id)
-                            .where(Item.job_id == job_id, Item.id.not_in(mine),
+            free = s.scalar(select(func.count(AnnotationItem.id))
+                            .outerjoin(per_item, per_item.c.item_id == AnnotationItem.id)
+                            .where(AnnotationItem.job_id == job_id, AnnotationItem.id.not_in(mine),
                                    func.coalesce(per_item.c.n, 0) < job.annotators_per_item)) or 0
             done, open_ = self._counts(s, job_id, annotator_id)
-            job_done = s.scalar(select(func.count(Assignment.id)).join(Item)
-                                .where(Item.job_id == job_id, Assignment.submitted_at.is_not(None))) or 0
+            job_done = s.scalar(select(func.count(Assignment.id)).join(AnnotationItem)
+                                .where(AnnotationItem.job_id == job_id, Assignment.submitted_at.is_not(None))) or 0
             return {"done": done, "total": done + open_ + free, "job_done": job_done,
                     "job_total": items * job.annotators_per_item}
 
     @staticmethod
     def _counts(s: Session, job_id: int, annotator_id: int) -> tuple[int, int]:
-        rows = s.execute(select(Assignment.submitted_at.is_not(None), func.count()).join(Item)
-                         .where(Item.job_id == job_id, Assignment.annotator_id == annotator_id)
+        rows = s.execute(select(Assignment.submitted_at.is_not(None), func.count()).join(AnnotationItem)
+                         .where(AnnotationItem.job_id == job_id, Assignment.annotator_id == annotator_id)
                          .group_by(Assignment.submitted_at.is_not(None)))
         counts = {bool(k): n for k, n in rows}
         return counts.get(True, 0), counts.get(False, 0)
@@ -440,11 +445,11 @@ class Store:
     def job_progress(self, job_id: int) -> list[dict]:
         """Per annotator: submitted and open assignments in the job."""
         with self.session() as s:
-            if s.get(Job, job_id) is None:
+            if s.get(AnnotationJob, job_id) is None:
                 raise NotFound(f"no job {job_id}")
             rows = s.execute(select(Annotator.name, Assignment.submitted_at.is_not(None), func.count())
-                             .join(Assignment, Assignment.annotator_id == Annotator.id).join(Item)
-                             .where(Item.job_id == job_id)
+                             .join(Assignment, Assignment.annotator_id == Annotator.id).join(AnnotationItem)
+                             .where(AnnotationItem.job_id == job_id)
                              .group_by(Annotator.name, Assignment.submitted_at.is_not(None)))
             out: dict[str, dict] = {}
             for name, submitted, n in rows:
@@ -454,11 +459,11 @@ class Store:
     def release_stale(self, job_name: str, older_than: timedelta) -> int:
         """Delete open (unsubmitted) assignments older than `older_than` so their items go to someone else."""
         with self.session() as s:
-            job = s.scalar(select(Job).where(Job.name == job_name))
+            job = s.scalar(select(AnnotationJob).where(AnnotationJob.name == job_name))
             if job is None:
                 raise UserError(f"--job {job_name}: no such job")
-            stale = s.scalars(select(Assignment).join(Item)
-                              .where(Item.job_id == job.id, Assignment.submitted_at.is_(None),
+            stale = s.scalars(select(Assignment).join(AnnotationItem)
+                              .where(AnnotationItem.job_id == job.id, Assignment.submitted_at.is_(None),
                                      Assignment.assigned_at < _now() - older_than)).all()
             for a in stale:
                 s.delete(a)
@@ -478,41 +483,44 @@ class Store:
     def eval_votes(self, job_name: str | None = None) -> list[dict]:
         """Submitted eval answers: one row per (item, annotator, question) with the model and pass/fail."""
         with self.session() as s:
-            q = (select(Job.name, Job.annotators_per_item, Item.id, Candidate.model, Annotator.name,
+            q = (select(AnnotationJob.name, AnnotationJob.annotators_per_item, AnnotationItem.id, Candidate.model,
+                        Annotator.name,
                         Answer.question, Answer.passed, Answer.reasons)
-                 .select_from(Answer).join(Assignment).join(Annotator).join(Item, Assignment.item_id == Item.id)
-                 .join(Job).join(Candidate, Candidate.item_id == Item.id)
-                 .where(Job.kind == EVAL, Assignment.submitted_at.is_not(None)))
+                 .select_from(Answer).join(Assignment).join(Annotator)
+                 .join(AnnotationItem, Assignment.item_id == AnnotationItem.id)
+                 .join(AnnotationJob).join(Candidate, Candidate.item_id == AnnotationItem.id)
+                 .where(AnnotationJob.kind == EVAL, Assignment.submitted_at.is_not(None)))
             if job_name is not None:
-                q = q.where(Job.name == job_name)
+                q = q.where(AnnotationJob.name == job_name)
             keys = ("job", "required", "item", "model", "annotator", "question", "passed", "reasons")
             return [dict(zip(keys, row)) for row in s.execute(q)]
 
     def eval_items(self, job_name: str | None = None) -> list[dict]:
         """Every eval item with its model (including items nobody has answered yet)."""
         with self.session() as s:
-            q = (select(Job.name, Item.id, Candidate.model).select_from(Item).join(Job)
-                 .join(Candidate, Candidate.item_id == Item.id).where(Job.kind == EVAL))
+            q = (select(AnnotationJob.name, AnnotationItem.id, Candidate.model).select_from(AnnotationItem)
+                 .join(AnnotationJob)
+                 .join(Candidate, Candidate.item_id == AnnotationItem.id).where(AnnotationJob.kind == EVAL))
             if job_name is not None:
-                q = q.where(Job.name == job_name)
+                q = q.where(AnnotationJob.name == job_name)
             return [{"job": j, "item": i, "model": m} for j, i, m in s.execute(q)]
 
     def hitl_votes(self, job_name: str) -> list[dict]:
         """Per HITL candidate: prompt, model, file and how many of its item's submitted annotators chose it."""
         with self.session() as s:
-            job = s.scalar(select(Job).where(Job.name == job_name, Job.kind == HITL))
+            job = s.scalar(select(AnnotationJob).where(AnnotationJob.name == job_name, AnnotationJob.kind == HITL))
             if job is None:
                 raise UserError(f"--job {job_name}: no HITL job of that name")
             votes: dict[int, int] = {}
             answered: dict[int, int] = {}
             for item_id, chosen in s.execute(
-                    select(Assignment.item_id, Answer.selected).join(Answer).join(Item)
-                    .where(Item.job_id == job.id, Assignment.submitted_at.is_not(None))):
+                    select(Assignment.item_id, Answer.selected).join(Answer).join(AnnotationItem)
+                    .where(AnnotationItem.job_id == job.id, Assignment.submitted_at.is_not(None))):
                 answered[item_id] = answered.get(item_id, 0) + 1
                 for cid in chosen or []:
                     votes[cid] = votes.get(cid, 0) + 1
-            rows = s.scalars(select(Candidate).join(Item).where(Item.job_id == job.id)
-                             .order_by(Item.order_key, Candidate.position))
+            rows = s.scalars(select(Candidate).join(AnnotationItem).where(AnnotationItem.job_id == job.id)
+                             .order_by(AnnotationItem.order_key, Candidate.position))
             return [{"item": c.item.key, "prompt": c.item.prompt, "candidate": c.id, "model": c.model,
                      "media": str(Path(c.media_root) / c.media), "votes": votes.get(c.id, 0),
                      "answers": answered.get(c.item_id, 0), "required": job.annotators_per_item} for c in rows]
@@ -531,7 +539,8 @@ def _clean_comment(comment: str | None) -> str | None:
     return comment.strip() or None if comment else None
 
 
-def _check_selection(item: Item, answers: dict | None, selected: Iterable[int] | None, none: bool) -> list[int]:
+def _check_selection(item: AnnotationItem, answers: dict | None, selected: Iterable[int] | None,
+                     none: bool) -> list[int]:
     if answers is not None:
         raise Invalid("this is a HITL item; send 'selected' (candidate ids) or 'none', not 'answers'")
     chosen = sorted(set(selected or []))

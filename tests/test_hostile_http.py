@@ -1,0 +1,107 @@
+"""Hostile requests to both servers get a 4xx, never a 500: metadata bombs, huge fields, stalled uploads;
+the annotation app is invite-only by default, rate-limits failed logins and keeps others' names private."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+import torch
+from fastapi import FastAPI, Request
+
+from animated_stickers.config import model_config
+from animated_stickers.eval.human.app import LoginLimiter
+from animated_stickers.eval.human.app import create_app as create_annotation_app
+from animated_stickers.eval.human.importer import scan_eval
+from animated_stickers.eval.human.store import Store
+from animated_stickers.models.checkpoint import StickerModel
+from animated_stickers.sampling.pipeline import AnimatePipeline
+from animated_stickers.serve.app import create_app
+from animated_stickers.serve.bodylimit import BodyLimitMiddleware
+from animated_stickers.serve.server import ServerThread
+from animated_stickers.serve.settings import ServeSettings
+from test_eval_human_support import make_eval_folder
+from test_hostile_inputs import bomb_png
+from test_serve_api import TINY, sticker_png
+
+
+@pytest.fixture(scope="module")
+def server():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    pipe = AnimatePipeline(StickerModel.create(model_config("tiny", overrides=TINY)).eval())
+    settings = ServeSettings(max_batch=2, max_wait_ms=5, queue_size=4, max_upload_bytes=8 * 2**20)
+    with ServerThread(create_app(pipe, settings)) as srv:
+        yield srv
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("kind, mb", [(b"zTXt", 64), (b"iCCP", 200)])
+def test_png_metadata_bomb_upload_is_413(server, tmp_path, kind, mb):
+    data = bomb_png(tmp_path / "b.png", kind, mb).read_bytes()
+    r = httpx.post(server.url + "/v1/animate", data={"prompt": "wave", "steps": "1"},
+                   files={"image": ("b.png", data, "image/png")}, timeout=60)
+    assert r.status_code == 413, r.text
+    assert "metadata chunk" in r.json()["error"]
+
+
+def test_two_megabyte_prompt_is_413(server):
+    r = httpx.post(server.url + "/v1/animate", data={"prompt": "a" * 2 * 2**20, "steps": "1"},
+                   files={"image": ("s.png", sticker_png(), "image/png")}, timeout=60)
+    assert r.status_code == 413, r.text
+
+
+def test_stalled_upload_is_dropped_with_408():
+    inner = FastAPI()
+
+    @inner.post("/echo")
+    async def echo(request: Request):
+        return {"bytes": len(await request.body())}
+
+    app = BodyLimitMiddleware(inner, max_bytes=10_000, read_timeout_s=0.5)
+    with ServerThread(app) as srv, socket.create_connection((srv.host, srv.port), timeout=20) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+        reply = sock.recv(4096)  # the rest of the body never comes
+        assert reply.startswith(b"HTTP/1.1 408"), reply
+        assert httpx.post(srv.url + "/echo", content=b"y" * 500).json() == {"bytes": 500}
+
+
+# ----------------------------------------------------------------------------- annotation app
+
+@pytest.fixture
+def annotation(tmp_path):
+    store = Store(str(tmp_path / "eval.sqlite"))
+    store.add_items("job", "eval", scan_eval(make_eval_folder(tmp_path / "gen", 2), "m"))
+    yield store
+    store.close()
+
+
+def test_annotation_app_is_invite_only_and_limits_failed_logins(annotation):
+    from fastapi.testclient import TestClient
+
+    invited = annotation.create_annotator("ann")
+    client = TestClient(create_annotation_app(annotation, limiter=LoginLimiter(limit=3, window_s=600)))
+    r = client.post("/api/login", json={"name": "stranger"})
+    assert r.status_code == 401 and "sign-up is closed" in r.json()["detail"]
+    assert client.post("/api/login", json={"token": invited["token"]}).status_code == 200
+    statuses = [client.post("/api/login", json={"token": f"guess{i}"}).status_code for i in range(4)]
+    assert statuses == [401, 401, 429, 429]  # 3 failures in the window (the stranger's included)
+    assert client.post("/api/login", json={"token": invited["token"]}).status_code == 429
+    # Opt-in sign-up still works.
+    open_app = TestClient(create_annotation_app(annotation, signup=True))
+    assert open_app.post("/api/login", json={"name": "newcomer"}).status_code == 200
+
+
+def test_progress_hides_other_annotators(annotation):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_annotation_app(annotation))
+    tokens = {n: annotation.create_annotator(n)["token"] for n in ("ann", "secret-bob")}
+    for token in tokens.values():
+        assert client.get("/api/jobs/1/next", headers={"X-Annotator-Token": token}).status_code == 200
+    body = client.get("/api/jobs/1/progress", headers={"X-Annotator-Token": tokens["ann"]}).json()
+    assert "secret-bob" not in str(body)
+    assert body["you"] == {"annotator": "ann", "done": 0, "open": 1}
+    assert body["totals"] == {"annotators": 2, "done": 0, "open": 2}
