@@ -11,12 +11,13 @@ import torch
 
 from animated_stickers.data.loader import LoaderConfig
 from animated_stickers.diffusion.guidance import DualGuidance, IP2PConditions
-from animated_stickers.diffusion.sampler import make_scheduler
+from animated_stickers.diffusion.sampler import LCM_GRID, make_scheduler
 from animated_stickers.models.checkpoint import load_model, save_model
 from animated_stickers.models.unet import make_cond_mask
 from animated_stickers.sampling.pipeline import AnimatePipeline
 from animated_stickers.training.banks import LatentBank
 from animated_stickers.training.distill import (
+    ConsistencyDistillTask,
     GuidanceDistillTask,
     StepDistillTask,
     alpha_bar_at,
@@ -194,3 +195,36 @@ def test_recipe_runs_guidance_then_step_distillation_and_samples_with_the_studen
     pipe.sample_latents(IP2PConditions(context=ctx, null_context=torch.zeros_like(ctx), image_latent=img),
                         dataclasses.replace(student.sampling, image_guidance=7.5, text_guidance=2.0))
     assert pipe.stats["nfe"] == 2
+
+
+def test_consistency_target_is_the_ema_net_one_teacher_ddim_step_earlier_and_lcm_samples_in_n_steps():
+    model = tiny_model(overrides=ENC)
+    model.sampling = dataclasses.replace(model.sampling, image_guidance=1.0, text_guidance=1.0, anchor=False)
+    model, task = _task(ConsistencyDistillTask, model, _stage("distill-consistency", student_steps=4))
+    assert not any(p.requires_grad for p in task.target_net.parameters())
+    assert any(k.startswith("target_net.") for k in task.state_dict())  # resumable EMA target
+    x, ctx, img, mask = _inputs(model, b=1)
+    ddim, lcm = make_scheduler(model.cfg, "ddim", LCM_GRID), make_scheduler(model.cfg, "lcm", LCM_GRID)
+    ones = torch.ones(1, 2)
+    for t in (999, 519, 19):
+        tt = torch.tensor([t])
+        with torch.no_grad():
+            z_s = task.teacher_step(x, tt, ctx, ctx, img, mask, ones, torch.tensor([3]), img)
+            ref = ddim.step(task.teacher(x, tt, ctx, img, mask), t, x).prev_sample  # diffusers' DDIM step
+            torch.testing.assert_close(z_s, ref, atol=1e-4, rtol=1e-4)
+            s = t - 1000 // LCM_GRID
+            f = task.consistency(task.target_net, z_s, torch.tensor([max(s, -1)]), ctx, img, mask, ones)
+            if s < 0:  # the boundary: f(z, clean) = z
+                assert torch.equal(f, z_s)
+            else:  # diffusers LCMScheduler's own boundary-condition output for the same network output
+                lcm._step_index = None
+                out = task.target_net(z_s, torch.tensor([s]), ctx, img, mask)
+                torch.testing.assert_close(f, lcm.step(out, s, z_s).denoised, atol=1e-4, rtol=1e-4)
+    batch = task.make_batch(torch.Generator().manual_seed(0))
+    loss, _ = task(batch)
+    assert torch.isfinite(loss)
+    assert model.sampling.scheduler == "lcm"
+    pipe = AnimatePipeline(model)
+    pipe.sample_latents(IP2PConditions(context=ctx, null_context=torch.zeros_like(ctx), image_latent=img),
+                        model.sampling)
+    assert pipe.stats["steps"] == 4 and pipe.stats["nfe"] == 4

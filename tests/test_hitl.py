@@ -260,13 +260,13 @@ def test_human_round_in_chromium_ends_in_a_kept_set_finetune_reads(browser, tmp_
 # ---- prompts and the report's verdict --------------------------------------------------------------
 
 def test_prompts_cover_three_buckets_and_never_take_test_set_stills(tmp_path):
+    from animated_stickers.data.motionwords import prompt_motion
     from animated_stickers.errors import UserError
 
     prompts = read_prompt_set(make_prompts(tmp_path, 6))
     assert Counter(e["bucket"] for e in prompts) == {"action": 2, "emotion": 2, "open-ended": 2}
     assert {e["sticker"] for e in prompts} == set(TRAIN_STEMS[:3]) and {e["split"] for e in prompts} == {"train"}
-    assert all(e["motion_word"] and e["motion_word"].split()[0] in e["prompt"] for e in prompts
-               if e["bucket"] == "action")
+    assert all(prompt_motion(e["prompt"]) == e["motion_word"] for e in prompts if e["bucket"] == "action")
     twemoji = tmp_path / "test-only" / "rendered" / "twemoji"
     twemoji.mkdir(parents=True)
     sticker(32, 32).save(twemoji / f"{TRAIN_STEMS[0]}.png")

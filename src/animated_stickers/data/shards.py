@@ -27,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from ..errors import UserError
 from .animation import decode_animation
 from .buckets import DEFAULT_FPS, MotionBuckets
 from .clips import constant_rate_steps
-from ..errors import UserError
 from .sources import Item, item_split
 
 SCHEMA = 2  # 2: loop_period, measured motion, subject; procedural_motion (was motion)
@@ -138,9 +139,7 @@ def analyse_item(item: Item, out: str, with_mv: bool = True, procedural_size: in
             data, suffix = _encode_webp(generated, FPS), ".webp"
             gen = Path(out) / GENERATED / f"{item.key}.webp"
             gen.parent.mkdir(parents=True, exist_ok=True)
-            tmp = gen.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(gen)
+            atomic_write_bytes(gen, data)
             rec["path"] = str(gen)
             rec["still_path"] = item.path
             anim = decode_animation(data, suffix)  # what is stored (the encoder merges repeated frames)
@@ -322,31 +321,23 @@ def write_shard(path: Path, metas: list[dict]) -> None:
     """Write one tar atomically: per sample KEY.<ext> (original bytes) and KEY.json."""
     import webdataset as wds
 
-    tmp = path.with_suffix(".tar.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         writer = wds.TarWriter(fh, mtime=0.0)
         for meta in metas:
             data = Path(meta["path"]).read_bytes()
             if hashlib.sha1(data).hexdigest() != meta["sha1"]:
-                raise RuntimeError(f"'{meta['path']}' changed since it was analysed; re-run with a fresh work dir")
+                raise UserError(f"'{meta['path']}' changed since it was analysed; re-run with a fresh work dir")
             writer.write({"__key__": meta["key"], meta["ext"]: data,
                           "json": json.dumps(meta, ensure_ascii=False).encode("utf-8")})
         writer.close()
-    tmp.replace(path)
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def prepare(items: list[Item], out: str | Path, opts: PrepareOptions | None = None) -> PrepareReport:
@@ -388,7 +379,7 @@ def prepare(items: list[Item], out: str | Path, opts: PrepareOptions | None = No
             report.shards_kept += 1
         else:
             write_shard(out / name, metas)
-            sig_file.write_text(sig)
+            atomic_write_text(sig_file, sig)
             report.shards_written += 1
         manifest.extend(metas)
     _write_jsonl(out / "manifest.jsonl", manifest)

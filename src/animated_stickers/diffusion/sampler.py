@@ -9,6 +9,8 @@ Schedulers share the training betas (schedules.scheduler_kwargs: eps or v, zero 
             result is the last step's predicted x0 (the last prev_sample carries noise whenever the
             final alpha_bar is not 1, e.g. `set_alpha_to_one=False`).
 - "ddpm":   ancestral DDPM, trailing spacing, noise from the given generators.
+- "lcm":    LCMScheduler multistep consistency sampling (for a `distill-consistency` student,
+            training/distill.py): its grid is `LCM_GRID` teacher steps, the first at t = 999.
 No clipping anywhere: latents are not bounded to [-1, 1].
 """
 
@@ -25,7 +27,8 @@ from .schedules import logsnr_timesteps, scheduler_kwargs, train_scheduler
 if TYPE_CHECKING:
     from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-SCHEDULERS = ("dpm", "dpm-lu", "ddim", "ddpm")
+SCHEDULERS = ("dpm", "dpm-lu", "ddim", "ddpm", "lcm")
+LCM_GRID = 50  # the teacher's DDIM grid a consistency student is distilled on (skipping step 1000 // 50)
 
 # denoise(x_in, t, step_index) -> model output in the scheduler's prediction type.
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
@@ -55,6 +58,11 @@ def make_scheduler(cfg: ModelConfig, name: str = "dpm", steps: int = 15) -> Sche
         from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
         s = DDPMScheduler(**kw, clip_sample=False, timestep_spacing="trailing")
+        s.set_timesteps(steps)
+    elif name == "lcm":
+        from diffusers.schedulers.scheduling_lcm import LCMScheduler
+
+        s = LCMScheduler(**kw, original_inference_steps=LCM_GRID, clip_sample=False, set_alpha_to_one=True)
         s.set_timesteps(steps)
     else:
         raise ValueError(f"unknown scheduler '{name}': expected one of {', '.join(SCHEDULERS)}")

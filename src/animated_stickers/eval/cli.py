@@ -144,6 +144,40 @@ def axes(
         atomic_write_text(report / "axes.md", text + "\n")
 
 
+@app.command()
+@one_line_errors
+def decoder(
+    model: Path = typer.Option(None, help="Model folder with a reference decoder (default: weights/tiny)."),
+    n: int = typer.Option(40, min=1, help="Held-out Fluent clips."),
+    size: int = typer.Option(256, min=128, max=512, help="Output size (px)."),
+    noise: float = typer.Option(0.0, min=0.0, help="Gaussian noise on the latents (generation errors)."),
+    report: Path | None = typer.Option(None, help="Write decoder.json here."),
+) -> None:
+    """The reference decoder vs decode-and-upscale on real held-out clips: PSNR/SSIM at `size`, detail."""
+    import json
+
+    import torch
+
+    from ..atomic import atomic_write_text
+    from ..models.checkpoint import DEFAULT_MODEL_DIR, load_model
+    from .axes import decoder_reconstruction
+    from .realclips import fluent_files, load_real_clips
+
+    m = load_model(model or DEFAULT_MODEL_DIR)
+    if m.decoder is None:
+        raise UserError(f"model '{model or DEFAULT_MODEL_DIR}' has no reference decoder (train a `decoder` stage)")
+    torch.manual_seed(0)
+    clips = load_real_clips(fluent_files(split="heldout"), n, size=size)
+    r = decoder_reconstruction(m, clips, size, noise, progress=_bar("decoder"))
+    print(f"{r['clips']} held-out clips at {size} px (medians, decode-and-upscale -> reference decoder): "
+          f"PSNR {r['plain_psnr']:.2f} -> {r['decoder_psnr']:.2f} dB, SSIM {r['plain_ssim']:.3f} -> "
+          f"{r['decoder_ssim']:.3f}, detail {r['plain_detail']:.2f} -> {r['decoder_detail']:.2f}, "
+          f"conditioning frame {r['plain_cond_psnr']:.1f} -> {r['decoder_cond_psnr']:.1f} dB")
+    if report:
+        report.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(report / "decoder.json", json.dumps(r, indent=1))
+
+
 def _model_resolution(model: Path) -> int:
     """The canvas size the model works at (its config), 128 when unknown."""
     from ..models.checkpoint import ModelLoadError, read_config

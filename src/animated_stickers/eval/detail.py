@@ -17,9 +17,14 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def detail_energy(pm: np.ndarray) -> float:
-    """Mean |luma - blur_sigma1(luma)| of one premultiplied image (H, W, 4)."""
-    luma = np.ascontiguousarray(pm[..., :3] @ LUMA)
-    return float(np.abs(luma - cv2.GaussianBlur(luma, (0, 0), 1.0)).mean())
+    """Mean |x - blur_sigma1(x)| of one premultiplied image (H, W, 4), over its luma plus its alpha: the
+    alpha term keeps the measure meaningful for black-only stickers (luma 0 everywhere, e.g. the
+    high-contrast style), and is small beside luma for coloured ones."""
+    total = 0.0
+    for x in (pm[..., :3] @ LUMA, pm[..., 3]):
+        x = np.ascontiguousarray(x, np.float32)
+        total += float(np.abs(x - cv2.GaussianBlur(x, (0, 0), 1.0)).mean())
+    return total
 
 
 def detail_ratio(frames: np.ndarray, image: np.ndarray) -> float:

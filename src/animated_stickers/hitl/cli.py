@@ -2,13 +2,17 @@
 
   stickers hitl prompts --out R/prompts --n 300 [--split train]          # prompts + stills
   stickers hitl teachers --init weights/tiny --data PREPARED --out R/teachers   # 3 teacher recipes (resumable)
-  accelerate launch -m animated_stickers.cli hitl generate --prompts R/prompts --teachers R/teachers \\
-      --out R/candidates                                                 # 6 per prompt, any number of processes
+  accelerate launch --multi_gpu --num_processes 2 -m animated_stickers.cli hitl generate --prompts R/prompts \\
+      --teachers R/teachers --out R/candidates                           # 6 per prompt, any number of processes
   stickers hitl select --candidates R/candidates --job round-1 --db hitl.sqlite [--auto]
   stickers hitl finetune --candidates R/candidates --job round-1 --db hitl.sqlite --init weights/tiny \\
       --data PREPARED --out R/student
   stickers hitl report --candidates R/candidates --job round-1 --db hitl.sqlite --teachers R/teachers \\
       --student R/student --eval-prompts R/heldout --out hitl-round-1.md
+Round 2: the student joins the teachers: `generate --teachers R/teachers --model student=R/student/run/finetune/model`.
+Launchers (both checked on CPU with gloo): `accelerate launch --multi_gpu --num_processes N -m animated_stickers.cli
+hitl generate ...` or `python -m torch.distributed.run --nproc_per_node N -m animated_stickers.cli hitl generate ...`.
+(`accelerate launch --cpu` starts a single process unless mpirun is set up; a plain `stickers hitl generate` is one.)
 """
 
 from __future__ import annotations

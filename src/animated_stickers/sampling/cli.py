@@ -13,7 +13,7 @@ import typer
 from ..errors import UserError, one_line_errors
 
 Opt = typer.Option  # short alias: keeps the option tables below readable
-SCHEDULER_HELP = "dpm (DPM-Solver++ 2M, logSNR grid), dpm-lu, ddim or ddpm."
+SCHEDULER_HELP = "dpm (DPM-Solver++ 2M, logSNR grid), dpm-lu, ddim, ddpm or lcm (consistency-distilled models)."
 
 
 def _params(model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16, paste_input=None,

@@ -48,17 +48,17 @@ def write_model_card(run_dir: Path, out_dir: Path, threads: int, extra: str = ""
     lines = [
         f"# Model card: {out_dir.name}",
         "",
-        f"Recipe `{recipe['name']}` (preset `{recipe['preset']}`), trained from scratch on a CPU; "
-        "weights stored as fp16 safetensors.",
+        f"Recipe `{recipe['name']}` (preset `{recipe['preset']}`), trained on a CPU; weights stored as fp16 "
+        "safetensors.",
         "",
         f"- Canvas {config['model']['resolution']} px, {config['model']['num_frames']} frames, conditioning frame "
         f"index {config['model']['cond_frame']}; latents {config['model']['vae']['latent_channels']} channels; "
         f"prediction `{config['model']['prediction_type']}`, zero-terminal SNR "
         f"{config['model']['zero_terminal_snr']}.",
-        "- Data: Microsoft Fluent animated emoji (npm @lobehub/fluent-emoji-anim-1..4, MIT) and Fluent 3D stills "
-        "(@lobehub/fluent-emoji-3d, MIT), train split only (`data/splits.py`: 10% of base emoji held out); "
-        "captions from CLDR names/keywords (`data/captions.py`); procedural motion of stills for the weakly "
-        "in-domain stage (`data/procedural.py`).",
+        "- Data: prepared shards (`stickers data prepare`, `stickers train --data`), train split only "
+        "(`data/splits.py`: 10% of base emoji held out; the Fluent high-contrast style held out whole); sources per "
+        "stage in the table (fluent-anim: Microsoft Fluent animated emoji, npm @lobehub/fluent-emoji-anim-1..4, "
+        "MIT; procedural: procedural motion of stills with exact captions, `data/procedural.py`).",
         "",
         "| stage | kind | steps | batch | fps | frozen spatial | target | data | loss first -> last "
         "| loss curve (5 points) | CPU-hours |",

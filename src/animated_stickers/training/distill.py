@@ -11,6 +11,12 @@ distill-steps (Salimans & Ho 2022, arXiv 2202.00512): one student DDIM step matc
     prev with mid = tau - 1000 // (2N), i.e. its own 2N-step grid. Chain stages 16 -> 8 -> 4 (-> 2);
     each stage's teacher is the previous stage's student. With v-prediction and zero terminal SNR the
     first step starts at alpha_bar = 0 (pure noise): the target below stays finite there.
+distill-consistency (Luo et al. 2023, LCM; for comparison): the student's consistency function
+    f(z_t, t) = c_skip(t) z_t + c_out(t) x0_hat(z_t, t) (diffusers LCMScheduler's boundary scalings) must
+    agree with an EMA target network's f at the point one teacher DDIM step earlier on the LCM_GRID-step
+    grid (skipping step 1000 // LCM_GRID); f(z, clean) = z. Samples with diffusers LCMScheduler
+    ("lcm", N = `student_steps` steps, re-noising between steps). The EMA target is a registered,
+    non-trained submodule, so checkpoints resume it exactly.
 
 The teachers are frozen copies of the stage's starting model, kept out of the task's state_dict (they
 are rebuilt from the previous stage's model folder on resume), so checkpoints hold only the student.
@@ -30,7 +36,7 @@ from ..config import model_config
 from ..data.loader import LoaderConfig
 from ..diffusion.anchor import output_for_x0
 from ..diffusion.guidance import ip2p_combine
-from ..diffusion.sampler import make_scheduler
+from ..diffusion.sampler import LCM_GRID, make_scheduler
 from ..models.checkpoint import StickerModel
 from ..models.unet import StickerUNet, make_cond_mask
 from .banks import LatentBank
@@ -59,6 +65,12 @@ def one_step_target(z_t: torch.Tensor, z_s: torch.Tensor, ab_t: torch.Tensor, ab
     ratio = s_s / s_t
     x0 = (z_s - ratio * z_t) / (a_s - ratio * a_t)  # a_s > ratio * a_t whenever s < t
     return output_for_x0(z_t, x0, ab_t, prediction_type)
+
+
+def predicted_x0(z: torch.Tensor, out: torch.Tensor, ab: torch.Tensor, prediction_type: str) -> torch.Tensor:
+    """The clean latent a model output implies at z (as diffusers' schedulers compute it)."""
+    a, s = ab.sqrt(), (1 - ab).sqrt()
+    return a * z - s * out if prediction_type == "v_prediction" else (z - s * out) / a
 
 
 def student_schedule(scheduler) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -118,6 +130,7 @@ class _DistillTask(DiffusionTask):
         self.distill_stage = stage
         self.model = model
         object.__setattr__(self, "teacher", frozen_copy(model.unet))  # not a submodule: not checkpointed
+        self.anchor = model.sampling.anchor  # teacher steps anchor the conditioning frame as sampling does
 
     def conditions(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor],
                                                  torch.Tensor, torch.Tensor | None]:
@@ -129,6 +142,16 @@ class _DistillTask(DiffusionTask):
         null = [n.to(x).expand(b, -1, -1) for x, n in zip(batch["text"], self.encode_text([""]))]
         mask = make_cond_mask(b, t, batch["cond_index"]) if self.cfg.unet.cond_mask else None
         return z0, batch["cond"], batch["text"], null, mask
+
+    def _anchored(self, pred: torch.Tensor, z: torch.Tensor, ab: torch.Tensor, cond_index: torch.Tensor,
+                  clean: torch.Tensor) -> torch.Tensor:
+        """As at sampling time (diffusion/anchor.py): the conditioning frame's output implies `clean`."""
+        if not self.anchor:
+            return pred
+        out = pred.clone()
+        for i, c in enumerate(cond_index.tolist()):  # per-example conditioning frame
+            out[i, :, c] = output_for_x0(z[i, :, c], clean[i], ab[i, :, 0], self.cfg.prediction_type)
+        return out
 
     def draw_scales(self, gen: torch.Generator, b: int) -> torch.Tensor:
         """(B, 2) scales: uniform in [1, max] for a guidance-embedded student, else the model's own."""
@@ -169,7 +192,6 @@ class StepDistillTask(_DistillTask):
         super().__init__(model, bank, stage, loader)
         self.ddim = make_scheduler(model.cfg, "ddim", stage.student_steps)
         self.tau, self.mid, self.prev = student_schedule(self.ddim)
-        self.anchor = model.sampling.anchor
         # The result samples with DDIM (trailing) at N steps, one evaluation per step.
         model.sampling = dataclasses.replace(model.sampling, scheduler="ddim", steps=stage.student_steps,
                                              guided_steps=stage.student_steps)
@@ -181,16 +203,6 @@ class StepDistillTask(_DistillTask):
         batch["t"] = self.tau[batch["step"]]
         batch["scales"] = self.draw_scales(gen, b)
         return batch
-
-    def _anchored(self, pred: torch.Tensor, z: torch.Tensor, ab: torch.Tensor, cond_index: torch.Tensor,
-                  clean: torch.Tensor) -> torch.Tensor:
-        """As at sampling time (diffusion/anchor.py): the conditioning frame's output implies `clean`."""
-        if not self.anchor:
-            return pred
-        out = pred.clone()
-        for i, c in enumerate(cond_index.tolist()):  # per-example conditioning frame
-            out[i, :, c] = output_for_x0(z[i, :, c], clean[i], ab[i, :, 0], self.cfg.prediction_type)
-        return out
 
     @torch.no_grad()
     def teacher_two_steps(self, z_t: torch.Tensor, step: torch.Tensor, context, null, image, mask, scales,
@@ -218,6 +230,69 @@ class StepDistillTask(_DistillTask):
         return F.mse_loss(pred, target), {}
 
 
+class ConsistencyDistillTask(_DistillTask):
+    """distill-consistency: latent consistency distillation on the teacher's LCM_GRID-step DDIM grid."""
+
+    EMA = 0.95  # target network decay (LCM paper)
+
+    def __init__(self, model: StickerModel, bank: LatentBank, stage: Stage, loader: LoaderConfig) -> None:
+        super().__init__(model, bank, stage, loader)
+        self.target_net = frozen_copy(model.unet)  # registered: checkpointed with the student
+        self.lcm = make_scheduler(model.cfg, "lcm", stage.student_steps)
+        stride = model.cfg.num_train_timesteps // LCM_GRID
+        self.grid = torch.arange(LCM_GRID, 0, -1) * stride - 1  # 999, 979, ..., 19: LCM's own grid
+        self.stride = stride
+        model.sampling = dataclasses.replace(model.sampling, scheduler="lcm", steps=stage.student_steps,
+                                             guided_steps=stage.student_steps)
+
+    def scalings(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(c_skip, c_out) per timestep (B, 1, 1, 1, 1); t = -1 (clean) gives (1, 0)."""
+        pairs = [self.lcm.get_scalings_for_boundary_condition_discrete(int(x)) if x >= 0 else (1.0, 0.0)
+                 for x in t.tolist()]
+        c_skip, c_out = (torch.tensor(v, dtype=torch.float32).reshape(-1, 1, 1, 1, 1) for v in zip(*pairs))
+        return c_skip, c_out
+
+    def consistency(self, net: StickerUNet, z: torch.Tensor, t: torch.Tensor, text, image, mask, scales
+                    ) -> torch.Tensor:
+        """f(z, t) = c_skip z + c_out x0_hat (t = -1: z itself)."""
+        c_skip, c_out = self.scalings(t)
+        out = net(z, t.clamp_min(0), text, image, mask, guidance=scales if net.guidance_embedded else None)
+        x0 = predicted_x0(z, out, alpha_bar_at(self.lcm, t), self.cfg.prediction_type)
+        return c_skip * z + c_out * x0
+
+    def make_batch(self, gen: torch.Generator) -> dict:
+        batch = super().make_batch(gen)
+        b = batch["z0"].shape[0]
+        batch["t"] = self.grid[torch.randint(LCM_GRID, (b,), generator=gen)]
+        batch["scales"] = self.draw_scales(gen, b)
+        return batch
+
+    @torch.no_grad()
+    def teacher_step(self, z, t, context, null, image, mask, scales, cond_index, clean) -> torch.Tensor:
+        """One teacher DDIM step t -> t - stride (-1: alpha_bar 1)."""
+        teacher = self.teacher.to(z.device)
+        s = (t - self.stride).clamp_min(-1)
+        ab_t, ab_s = alpha_bar_at(self.lcm, t), alpha_bar_at(self.lcm, s)
+        out = guided_prediction(teacher, z, t, projected(teacher, context), projected(teacher, null), image, mask,
+                                scales)
+        return ddim_step(z, self._anchored(out, z, ab_t, cond_index, clean), ab_t, ab_s, self.cfg.prediction_type)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        z0, image, text, null, mask = self.conditions(batch)
+        t, scales = batch["t"], batch["scales"]
+        zt = self.scheduler.add_noise(z0, batch["noise"], t)
+        clean = torch.zeros_like(image) if self.cfg.video_target == "residual" else image
+        with torch.no_grad():
+            if self.training:  # EMA target update (before this step's target, as in LCM's loop)
+                for pt, ps in zip(self.target_net.parameters(), self.unet.parameters()):
+                    pt.lerp_(ps.detach(), 1 - self.EMA)
+            z_s = self.teacher_step(zt, t, text, null, image, mask, scales, batch["cond_index"], clean)
+            target = self.consistency(self.target_net, z_s, (t - self.stride).clamp_min(-1), text, image, mask,
+                                      scales)
+        pred = self.consistency(self.unet, zt, t, text, image, mask, scales)
+        return F.mse_loss(pred, target), {}
+
+
 def distill_config(model: StickerModel, stage: Stage):
     """The stage's model config: distill-guidance switches `unet.guidance_embedding` on."""
     if stage.kind == "distill-guidance":
@@ -231,4 +306,6 @@ def distill_task(model: StickerModel, bank: LatentBank, stage: Stage, loader: Lo
         return GuidanceDistillTask(model, bank, stage, loader)
     if stage.kind == "distill-steps":
         return StepDistillTask(model, bank, stage, loader)
+    if stage.kind == "distill-consistency":
+        return ConsistencyDistillTask(model, bank, stage, loader)
     raise ValueError(f"stage '{stage.name}': kind '{stage.kind}' is not a distillation stage")

@@ -52,7 +52,8 @@ class Stage:
     gradient_checkpointing: bool = False
     seed: int = 0
     # Distillation stages (training/distill.py), kinds distill-guidance | distill-steps:
-    student_steps: int = 0  # distill-steps: the student's DDIM steps (its teacher takes twice as many)
+    student_steps: int = 0  # distill-steps: the student's DDIM steps (its teacher takes twice as many);
+    # distill-consistency: the student's LCMScheduler steps
     max_image_guidance: float = 8.0  # sigma_I / sigma_T drawn from [1, max] for a guidance-embedded student
     max_text_guidance: float = 4.0
 
@@ -73,7 +74,7 @@ def _stage(name: str, kind: str, steps: int, **kw) -> dict:
 
 
 SMOKE_DATA = {"procedural": 1.0, "fluent-anim": 1.0, "fluent-3d": 1.0, "user": 1.0}
-STAGE_KINDS = ("vae", "t2i", "video", "decoder", "distill-guidance", "distill-steps")
+STAGE_KINDS = ("vae", "t2i", "video", "decoder", "distill-guidance", "distill-steps", "distill-consistency")
 
 RECIPES: dict[str, dict] = {
     # The default CPU model (this project's weights/tiny): 128 px canvas, 16x16 latents. The video stages
@@ -157,7 +158,7 @@ def get_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
             raise ConfigError(f"stage '{s.name}': target '{s.target}', expected 'frames' or 'residual'")
         if s.fps not in ("4", "8", "dynamic"):
             raise ConfigError(f"stage '{s.name}': fps '{s.fps}', expected '4', '8' or 'dynamic'")
-        if s.kind == "distill-steps" and not 1 <= s.student_steps <= 500:
+        if s.kind in ("distill-steps", "distill-consistency") and not 1 <= s.student_steps <= 500:
             raise ConfigError(f"stage '{s.name}': student_steps={s.student_steps}, expected 1 to 500 "
                               "(the student's DDIM steps; the teacher takes twice as many)")
     return recipe

@@ -12,14 +12,28 @@ HITL filtering: `import-job DIR --kind hitl --name pick-1` with DIR/<teacher>/<s
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ...errors import UserError, one_line_errors
-from .store import DEFAULT_DB, EVAL, HITL, Store
+from ...errors import UserError
+from ...errors import one_line_errors as _one_line_errors
+from .store import DEFAULT_DB, EVAL, HITL, Store, StoreInputError
+
+
+def one_line_errors(fn):
+    """The package's one-line errors, with the store's domain errors worded as this CLI's flags."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StoreInputError as e:
+            raise UserError(f"--{e.field} {e.detail}") from None
+
+    return _one_line_errors(wrapped)
 
 app = typer.Typer(help="Human evaluation (paper 4.1) and HITL filtering: web app, jobs, consensus reports.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -72,13 +86,12 @@ def add_annotator(names: Annotated[list[str], typer.Argument(help="annotator nam
                   url: Annotated[str, typer.Option(help="server address for the links")] = "http://127.0.0.1:8000",
                   ) -> None:
     """Create annotators and print name, token and personal link, one per line."""
-    from .store import StoreError
 
     store = Store(db)
     for n in names:
         try:
             a = store.create_annotator(n)
-        except StoreError as e:
+        except StoreInputError as e:
             raise UserError(f"annotator {n!r}: {e}") from None
         typer.echo(f"{a['name']}\t{a['token']}\t{url.rstrip('/')}/?token={a['token']}")
 

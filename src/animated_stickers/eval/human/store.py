@@ -46,6 +46,16 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from ...errors import UserError
 from .questions import HITL_QUESTION, AnswerError, parse_verdicts
 
+
+class StoreInputError(UserError):
+    """A bad value for one of the store's inputs (`field`: db, kind, name, job). Its text names the field
+    in the store's own words; the CLI words it as its flag (`--job x: ...`)."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        self.field, self.detail = field, detail
+        super().__init__(f"{'database' if field == 'db' else field} {detail}")
+
+
 EVAL, HITL = "eval", "hitl"
 MEDIA_TYPES = {".webp": "image/webp", ".gif": "image/gif", ".png": "image/png", ".apng": "image/apng",
                ".webm": "video/webm", ".mp4": "video/mp4", ".mov": "video/quicktime"}
@@ -180,7 +190,7 @@ def normalize_db_url(url: str) -> str:
         return url
     path = Path(url).expanduser().resolve()
     if not path.parent.is_dir():
-        raise UserError(f"--db {url}: folder {path.parent} does not exist; expected a SQLAlchemy URL or a "
+        raise StoreInputError("db", f"{url}: folder {path.parent} does not exist; expected a SQLAlchemy URL or a "
                         "path to a SQLite file in an existing folder")
     return f"sqlite:///{path}"
 
@@ -194,7 +204,7 @@ def make_engine(url: str) -> Engine:
         else:
             engine = create_engine(url, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ImportError) as e:
-        raise UserError(f"--db {url}: {str(e).splitlines()[0]}; expected e.g. sqlite:///eval.sqlite or "
+        raise StoreInputError("db", f"{url}: {str(e).splitlines()[0]}; expected e.g. sqlite:///eval.sqlite or "
                         "postgresql+psycopg://user@host/db") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)
@@ -253,7 +263,7 @@ class Store:
             Base.metadata.create_all(self.engine)
         except OperationalError as e:
             self.engine.dispose()
-            raise UserError(f"--db {self.engine.url!r}: cannot open the database "
+            raise StoreInputError("db", f"{self.engine.url!r}: cannot open the database "
                             f"({str(e.orig).strip().splitlines()[0]})") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -272,9 +282,9 @@ class Store:
     def add_items(self, job_name: str, kind: str, items: Sequence[NewItem], annotators_per_item: int = 3) -> int:
         """Create (or extend) a job with `items`, all or nothing; returns the job id."""
         if kind not in (EVAL, HITL):
-            raise UserError(f"--kind {kind}: expected 'eval' or 'hitl'")
+            raise StoreInputError("kind", f"{kind}: expected 'eval' or 'hitl'")
         if not job_name.strip():
-            raise UserError("--name is empty; expected a job name")
+            raise StoreInputError("name", "is empty; expected a job name")
         for it in items:
             for c in it.candidates:
                 try:
@@ -294,7 +304,7 @@ class Store:
             existing = set(s.scalars(select(AnnotationItem.key).where(AnnotationItem.job_id == job.id)))
             for it in items:
                 if it.key in existing:
-                    raise UserError(f"item {it.key!r} is already in job {job_name!r}; use another --name or model")
+                    raise UserError(f"item {it.key!r} is already in job {job_name!r}; use another job name or model")
                 existing.add(it.key)
                 row = AnnotationItem(job_id=job.id, key=it.key, prompt=it.prompt, image=it.image,
                            order_key=_order_key(job_name, it.key))
@@ -316,7 +326,8 @@ class Store:
         for j in self.jobs():
             if j["name"] == name:
                 return j
-        raise UserError(f"--job {name}: no such job; known jobs: {', '.join(j['name'] for j in self.jobs()) or 'none'}")
+        known = ", ".join(j["name"] for j in self.jobs()) or "none"
+        raise StoreInputError("job", f"{name}: no such job; known jobs: {known}")
 
     def job(self, job_id: int) -> dict:
         """One job's summary by id."""
@@ -461,7 +472,7 @@ class Store:
         with self.session() as s:
             job = s.scalar(select(AnnotationJob).where(AnnotationJob.name == job_name))
             if job is None:
-                raise UserError(f"--job {job_name}: no such job")
+                raise StoreInputError("job", f"{job_name}: no such job")
             stale = s.scalars(select(Assignment).join(AnnotationItem)
                               .where(AnnotationItem.job_id == job.id, Assignment.submitted_at.is_(None),
                                      Assignment.assigned_at < _now() - older_than)).all()
@@ -510,7 +521,7 @@ class Store:
         with self.session() as s:
             job = s.scalar(select(AnnotationJob).where(AnnotationJob.name == job_name, AnnotationJob.kind == HITL))
             if job is None:
-                raise UserError(f"--job {job_name}: no HITL job of that name")
+                raise StoreInputError("job", f"{job_name}: no HITL job of that name")
             votes: dict[int, int] = {}
             answered: dict[int, int] = {}
             for item_id, chosen in s.execute(
