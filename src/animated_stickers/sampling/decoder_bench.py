@@ -8,24 +8,12 @@ cost does not depend on the weights).
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import numpy as np
 import torch
 
 from ..models.checkpoint import StickerModel
 from ..models.decoder import ReferenceDecoder, _frames, decode_low, decode_plain, dense_flow, warp_reference
-
-
-def _median_s(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from .rescost import median_time
 
 
 @torch.no_grad()
@@ -41,17 +29,17 @@ def decoder_cost(model: StickerModel, image, sizes: tuple[int, ...] = (256, 512)
     low = decode_low(model.vae, z)
     flow = dense_flow(low, c, dec.cfg.flow_preset)
     out: dict = {"trained": model.decoder is not None, "frames": cfg.num_frames, "config": dec.cfg.to_dict(),
-                 "vae_decode_native_s": round(_median_s(lambda: decode_low(model.vae, z), repeats), 4),
-                 "flow_s": round(_median_s(lambda: dense_flow(low, c, dec.cfg.flow_preset), repeats), 4)}
+                 "vae_decode_native_s": round(median_time(lambda: decode_low(model.vae, z), repeats), 4),
+                 "flow_s": round(median_time(lambda: dense_flow(low, c, dec.cfg.flow_preset), repeats), 4)}
     for size in sizes:
         ref = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic").clamp(0, 1)
         warped = warp_reference(ref, flow)
-        plain_s = _median_s(lambda: decode_plain(model.vae, z, size), repeats)
-        ref_s = _median_s(lambda: dec.decode(model.vae, z, ref, c), repeats)
+        plain_s = median_time(lambda: decode_plain(model.vae, z, size), repeats)
+        ref_s = median_time(lambda: dec.decode(model.vae, z, ref, c), repeats)
         out[f"{size}px"] = {
             "plain_s": round(plain_s, 4), "reference_s": round(ref_s, 4), "extra_s": round(ref_s - plain_s, 4),
-            "warp_s": round(_median_s(lambda: warp_reference(ref, flow), repeats), 4),
-            "fusion_s": round(_median_s(lambda: dec.fuse(_frames(low), _frames(warped), _frames(flow)), repeats), 4)}
+            "warp_s": round(median_time(lambda: warp_reference(ref, flow), repeats), 4),
+            "fusion_s": round(median_time(lambda: dec.fuse(_frames(low), _frames(warped), _frames(flow)), repeats), 4)}
     return out
 
 

@@ -22,7 +22,8 @@ from ..models.checkpoint import StickerModel
 from .pipeline import AnimatePipeline
 
 
-def _median_time(fn, repeats: int) -> float:
+def median_time(fn, repeats: int) -> float:
+    """Median seconds of `repeats` calls of fn after one warm-up call."""
     fn()  # warm-up (allocations, kernels chosen)
     times = []
     for _ in range(repeats):
@@ -55,13 +56,13 @@ def resolution_cost(resolutions: list[int], repeats: int = 1, train_batch: int =
             unet.zero_grad(set_to_none=True)
             F.mse_loss(unet(z, steps, text, z[:, :, cfg.cond_frame]), z).backward()
 
-        train_s = _median_time(train_step, repeats)
+        train_s = median_time(train_step, repeats)
         unet.zero_grad(set_to_none=True)
         pipe = AnimatePipeline(model.eval())
         canvas = torch.rand(1, 4, res, res)
         params = SamplingConfig(steps=15, guided_steps=8)
         with torch.no_grad():
-            sample_s = _median_time(lambda: pipe.generate_video(canvas, ["waving"], params), repeats)
+            sample_s = median_time(lambda: pipe.generate_video(canvas, ["waving"], params), repeats)
         rows.append({"resolution": res, "latent": [c, t, cfg.latent_size, cfg.latent_size],
                      "train_step_s": round(train_s, 3), "train_batch": n, "sample_s": round(sample_s, 3)})
     for r in rows:
