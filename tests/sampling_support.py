@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,24 @@ from animated_stickers.models.checkpoint import StickerModel
 TINY = ["resolution=64", "vae.block_out_channels=[16,16,16,16]", "vae.norm_num_groups=8",
         "unet.block_out_channels=[32,32]", "unet.attention_blocks=[false,true]", "unet.head_dim=16",
         "unet.norm_num_groups=8", "unet.cross_attention_dim=32"]
+
+
+@contextlib.contextmanager
+def tiny_server(settings):
+    """A real HTTP server (`stickers serve`'s app) around a random TINY model, on one torch thread."""
+    from animated_stickers.sampling.pipeline import AnimatePipeline
+    from animated_stickers.serve.app import create_app
+    from animated_stickers.serve.server import ServerThread
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    try:
+        pipe = AnimatePipeline(StickerModel.create(model_config("tiny", overrides=TINY)).eval())
+        with ServerThread(create_app(pipe, settings)) as srv:
+            yield srv
+    finally:
+        torch.set_num_threads(threads)
 
 
 def tiny_model(seed: int = 0, video: bool = True, perturb: bool = True, overrides: list[str] | None = None

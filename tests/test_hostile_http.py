@@ -7,35 +7,25 @@ import socket
 
 import httpx
 import pytest
-import torch
 from fastapi import FastAPI, Request
 
-from animated_stickers.config import model_config
 from animated_stickers.eval.human.app import LoginLimiter
 from animated_stickers.eval.human.app import create_app as create_annotation_app
 from animated_stickers.eval.human.importer import scan_eval
 from animated_stickers.eval.human.store import Store
-from animated_stickers.models.checkpoint import StickerModel
-from animated_stickers.sampling.pipeline import AnimatePipeline
-from animated_stickers.serve.app import create_app
 from animated_stickers.serve.bodylimit import BodyLimitMiddleware
 from animated_stickers.serve.server import ServerThread
 from animated_stickers.serve.settings import ServeSettings
+from sampling_support import tiny_server
 from test_eval_human_support import make_eval_folder
 from test_hostile_inputs import bomb_png
-from test_serve_api import TINY, sticker_png
+from test_serve_api import sticker_png
 
 
 @pytest.fixture(scope="module")
 def server():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    pipe = AnimatePipeline(StickerModel.create(model_config("tiny", overrides=TINY)).eval())
-    settings = ServeSettings(max_batch=2, max_wait_ms=5, queue_size=4, max_upload_bytes=8 * 2**20)
-    with ServerThread(create_app(pipe, settings)) as srv:
+    with tiny_server(ServeSettings(max_batch=2, max_wait_ms=5, queue_size=4, max_upload_bytes=8 * 2**20)) as srv:
         yield srv
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("kind, mb", [(b"zTXt", 64), (b"iCCP", 200)])

@@ -19,11 +19,8 @@ from animated_stickers.sampling.pipeline import AnimatePipeline, TextToImagePipe
 from animated_stickers.serve.app import create_app
 from animated_stickers.serve.server import ServerThread
 from animated_stickers.serve.settings import ServeSettings
+from sampling_support import TINY  # noqa: E402  (64 px canvas, a ~0.5M-parameter UNet: fast on one core)
 
-# Small enough for a 2-core CPU: 64 px canvas, 8x8x8 latents, a 2-level UNet of ~0.5M parameters.
-TINY = ["resolution=64", "vae.block_out_channels=[16,16,16,16]", "vae.norm_num_groups=8",
-        "unet.block_out_channels=[32,32]", "unet.attention_blocks=[false,true]", "unet.head_dim=16",
-        "unet.norm_num_groups=8", "unet.cross_attention_dim=32"]
 FAST = {"steps": "2", "seed": "0"}
 
 

@@ -7,29 +7,18 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from animated_stickers.config import model_config
-from animated_stickers.models.checkpoint import StickerModel
-from animated_stickers.sampling.pipeline import AnimatePipeline
-from animated_stickers.serve.app import create_app
-from animated_stickers.serve.server import ServerThread
 from animated_stickers.serve.settings import ServeSettings
-from sampling_support import TINY
+from sampling_support import tiny_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    pipeline = AnimatePipeline(StickerModel.create(model_config("tiny", overrides=TINY)).eval())
-    with ServerThread(create_app(pipeline, ServeSettings(max_batch=2, max_wait_ms=10, queue_size=4))) as srv:
+    with tiny_server(ServeSettings(max_batch=2, max_wait_ms=10, queue_size=4)) as srv:
         yield srv
-    torch.set_num_threads(threads)
 
 
 def sticker_file(path) -> None:
