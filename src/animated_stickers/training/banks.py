@@ -92,16 +92,17 @@ def pick_sample(gen: torch.Generator, groups: list[list[int]], weights: torch.Te
     return g[int(torch.randint(len(g), (1,), generator=gen))]
 
 
-def source_groups(samples: list[Sample], weights: dict[str, float]) -> tuple[list[list[int]], torch.Tensor]:
-    """Sample indices per source named in `weights` that has samples; one clear error when none has."""
+def source_groups(metas: list[dict], weights: dict[str, float]) -> tuple[list[list[int]], torch.Tensor]:
+    """Sample indices (into `metas`) per source named in `weights` that has samples, and their mixing
+    weights; one clear error when none has."""
     groups, w = [], []
     for name, weight in weights.items():
-        idx = [i for i, s in enumerate(samples) if s.meta.get("source") == name]
+        idx = [i for i, m in enumerate(metas) if m.get("source") == name]
         if idx and weight > 0:
             groups.append(idx)
             w.append(weight)
     if not groups:
-        found = sorted({s.meta.get("source", "?") for s in samples})
+        found = sorted({m.get("source", "?") for m in metas})
         raise UserError(f"stage data {dict(weights)}: none of these sources is in --data (found: "
                         f"{', '.join(found) or 'nothing'})")
     return groups, torch.tensor(w, dtype=torch.float)

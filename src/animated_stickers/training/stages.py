@@ -25,8 +25,6 @@ from .loop import load_ema_weights, train_stage
 from .recipes import Recipe, Stage
 from .tasks import DiffusionTask, VAETask
 
-DECODER_RESOLUTION = 256  # the reference decoder trains at this output size (targets and reference)
-
 
 def stage_model_dir(run_dir: Path, stage: Stage) -> Path:
     return run_dir / stage.name / "model"
@@ -49,17 +47,16 @@ def _previous(recipe: Recipe, stage: Stage, run_dir: Path, init: Path | None) ->
 
 def stage_config(recipe: Recipe, stage: Stage, base: ModelConfig | None) -> ModelConfig:
     """The stage's model config: the recipe preset (or the starting model's config) plus the stage's
-    overrides, through the one validated constructor."""
-    patch: dict = {"resolution": stage.resolution if stage.kind != "decoder" else None,
-                   "prediction_type": stage.prediction_type}
+    overrides, through the one validated constructor. A decoder stage keeps its starting model's config
+    (its `resolution` is the decoder's output size, not the model canvas)."""
+    patch: dict = {"prediction_type": stage.prediction_type}
+    if stage.kind != "decoder":
+        patch["resolution"] = stage.resolution
     if stage.kind == "video":
         patch["video_target"] = stage.target
-    patch = {k: v for k, v in patch.items() if v is not None}
     if base is None:
         return model_config(recipe.preset, overrides=recipe.model + [f"{k}={v}" for k, v in patch.items()])
-    if stage.kind == "decoder":
-        patch = {}  # the decoder stage keeps the video model as it is
-    return model_config(base=base, overrides=patch)
+    return model_config(base=base, overrides={} if stage.kind == "decoder" else patch)
 
 
 def loader_config(stage: Stage, resolution: int) -> LoaderConfig:
@@ -113,7 +110,7 @@ def build_stage(recipe: Recipe, stage: Stage, run_dir: Path, data: list[Path], i
         if model.decoder is None:
             model.decoder = ReferenceDecoder()  # zero-init fusion: starts as decode-and-upscale
         loader = loader_config(stage, stage.resolution)  # the decoder's output size (reference and targets)
-        clips = PixelClips(samples, loader, *source_groups(samples, stage.data))
+        clips = PixelClips(samples, loader, *source_groups([s.meta for s in samples], stage.data))
         task = DecoderTask(model.vae, model.decoder, clips, batch_size=stage.batch_size,
                            canvas=model.cfg.resolution)
     else:

@@ -15,7 +15,7 @@ from ..diffusion.schedules import target, train_scheduler
 from ..models.checkpoint import StickerModel
 from ..models.unet import make_cond_mask
 from ..rgba import premultiply_tensor
-from .banks import FrameBank, LatentBank, Sample, pick_sample, rng_from, source_groups
+from .banks import FrameBank, LatentBank, pick_sample, rng_from, source_groups
 from .recipes import Stage
 
 
@@ -66,7 +66,7 @@ class DiffusionTask(nn.Module):
         self.model_text = model.text  # frozen encoders: captions are templated per example
         self.cfg = model.cfg
         self.bank, self.stage, self.loader = bank, stage, loader
-        self.groups, self.weights = source_groups_of(bank, stage.data)
+        self.groups, self.weights = source_groups(bank.metas, stage.data)
         self.scheduler = train_scheduler(model.cfg)
         self._text_cache: dict[str, list[torch.Tensor]] = {}
         if stage.kind == "video" and stage.freeze_spatial:
@@ -132,7 +132,3 @@ class DiffusionTask(nn.Module):
         loss = F.mse_loss(pred, target(self.scheduler, z0, noise, t))
         return loss, {}
 
-
-def source_groups_of(bank: LatentBank, weights: dict[str, float]):
-    """Sample groups per source of a bank (see banks.source_groups)."""
-    return source_groups([Sample(m, b"") for m in bank.metas], weights)
