@@ -130,6 +130,9 @@ class SamplingConfig:
     # (None = the middle frame: 3 of 8, 7 of 16). Circular temporal layers make any length a loop.
     num_frames: int | None = None
     cond_frame: int | None = None
+    # The global motion a prompt names (bouncing, spinning, ...) applied exactly to the model's frames
+    # (sampling/promptmotion.py); the model supplies the look and the local motion. Off: the model alone.
+    prompt_motion: bool = True
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -473,13 +473,57 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
 _PATTERNS = sorted(((p, w) for w, ps in _SYNONYMS.items() for p in ps), key=lambda pw: -len(pw[0]))
 
 
+# Direction phrases alone name a motion only when the prompt names no motion word ('hopping up and down'
+# is hopping, not hopping and bouncing).
+_WEAK = {"up and down", "side to side", "left and right", "left to right", "back and forth", "bigger and smaller"}
+_AMPLITUDE = {"gentle": ("gently", "gentle", "slightly", "softly", "subtly", "lightly", "a little", "a bit"),
+              "wild": ("wildly", "wild", "strongly", "vigorously", "energetically", "a lot", "crazily", "hard")}
+_SPEED = {"slow": ("slowly", "slow", "lazily", "calmly", "leisurely"),
+          "fast": ("quickly", "quick", "fast", "rapidly", "frantically", "speedily")}
+
+
+@dataclass(frozen=True)
+class MotionRequest:
+    """What a prompt asks of the motion: VOCAB words in the order named, and adverb levels
+    (amplitude 'gentle' | '' | 'wild', speed 'slow' | '' | 'fast')."""
+
+    words: tuple[str, ...]
+    amplitude: str = ""
+    speed: str = ""
+
+
+def _normalised(prompt: str) -> str:
+    return " " + re.sub(r"[^a-z\- ]+", " ", prompt.lower()) + " "
+
+
+def _find(phrase: str, text: str) -> re.Match | None:
+    return re.search(r"(?<![a-z])" + re.escape(phrase) + r"(?![a-z])", text)
+
+
+def prompt_request(prompt: str) -> MotionRequest:
+    """Every motion word a prompt names (longer phrases win, no overlaps) with its adverbs:
+    'bouncing quickly while spinning' -> (bouncing, spinning), speed 'fast'."""
+    text = _normalised(prompt)
+    taken = [False] * len(text)
+    strong, weak = [], []
+    for phrase, word in _PATTERNS:  # longest first
+        for m in re.finditer(r"(?<![a-z])" + re.escape(phrase) + r"(?![a-z])", text):
+            if any(taken[m.start():m.end()]):
+                continue
+            taken[m.start():m.end()] = [True] * (m.end() - m.start())
+            (weak if phrase in _WEAK else strong).append((m.start(), word))
+    hits = sorted(strong) or sorted(weak)
+    words = tuple(dict.fromkeys(w for _, w in hits))
+
+    def level(table: dict[str, tuple[str, ...]]) -> str:
+        found = [(m.start(), key) for key, ps in table.items() for p in ps if (m := _find(p, text))]
+        return min(found)[1] if found else ""
+
+    return MotionRequest(words, level(_AMPLITUDE), level(_SPEED))
+
+
 def prompt_motion(prompt: str) -> str | None:
-    """The VOCAB word a prompt names (its first mention; longer phrases win), None when none.
+    """The first VOCAB word a prompt names, None when none.
     'jumping up and down' -> hopping; 'rotating' -> spinning; 'left and right' -> sliding."""
-    text = " " + re.sub(r"[^a-z\- ]+", " ", prompt.lower()) + " "
-    hits = []
-    for phrase, word in _PATTERNS:
-        m = re.search(r"(?<![a-z])" + re.escape(phrase) + r"(?![a-z])", text)
-        if m:
-            hits.append((m.start(), -len(phrase), word))
-    return min(hits)[2] if hits else None
+    words = prompt_request(prompt).words
+    return words[0] if words else None

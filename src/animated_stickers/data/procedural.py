@@ -12,11 +12,13 @@ Warping is done by inverse mapping with bilinear sampling on premultiplied RGBA 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -132,6 +134,7 @@ class Component:
     amp: float
     k: int
     sign: int = 1
+    rest: bool = False  # relative to phase 0: the shape at rest is the sticker itself (a bounce lands unsquashed)
 
     @property
     def word(self) -> str:
@@ -196,6 +199,8 @@ def _pivot(c: Component, box: tuple[float, float, float, float]) -> tuple[float,
 def _affine_inverse(x, y, c: Component, p: float, box, sticker: float):
     """Source coordinates of output pixels for one affine component (scale, aspect, rotate, translate)."""
     w = _waveform(c, p)
+    if c.rest:
+        w = {k: v - _waveform(c, 0.0).get(k, 0.0) for k, v in w.items()}
     px, py = _pivot(c, box)
     sx = math.exp(w.get("scale", 0.0) - w.get("aspect", 0.0) / 2)
     sy = math.exp(w.get("scale", 0.0) + w.get("aspect", 0.0) / 2)
@@ -246,21 +251,108 @@ def animate_still(rgba: np.ndarray, motion: str, size: int = 256, num_frames: in
     """A seamless loop (num_frames, size, size, 4) uint8 of the still (H, W, 4) doing `motion`."""
     _check(motion)
     canvas = fit_on_canvas(visible_crop(rgba), size)  # (size, size, 4) uint8
-    ys, xs = np.nonzero(canvas[..., 3] > 8)
-    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-    sticker = max(box[2] - box[0], box[3] - box[1])
-    comps = draw_components(motion, seed)
+    return animate_canvas(canvas, draw_components(motion, seed), num_frames)
+
+
+def animate_canvas(canvas: np.ndarray, comps: list[Component], num_frames: int) -> np.ndarray:
+    """A seamless loop (num_frames, H, W, 4) uint8 of a canvas (H, W, 4) uint8 moved by `comps`; frame 0
+    is the canvas itself (every waveform is at rest at phase 0)."""
+    box = alpha_box(canvas[..., 3])
     src = premultiply(canvas)
-    y, x = np.mgrid[:size, :size].astype(np.float32) + 0.5
     frames = []
     for t in range(num_frames):
-        p = 2 * math.pi * t / num_frames
-        xs_, ys_ = x, y
-        for c in comps:  # the first component is the outermost: undo it first
-            inverse = _warp_inverse if MOTIONS[c.name].kind == "warp" else _affine_inverse
-            xs_, ys_ = inverse(xs_, ys_, c, p, box, sticker)
-        frames.append(to_uint8(unpremultiply(sample_bilinear(src, np.asarray(xs_) - 0.5, np.asarray(ys_) - 0.5))))
+        xs, ys = source_coords(comps, 2 * math.pi * t / num_frames, box, canvas.shape[:2])
+        frames.append(to_uint8(unpremultiply(sample_bilinear(src, xs, ys))))
     return np.stack(frames)
+
+
+def alpha_box(alpha: np.ndarray, threshold: float = 8) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of the visible pixels of an alpha plane (H, W), in pixels."""
+    ys, xs = np.nonzero(alpha > threshold)
+    if len(xs) == 0:
+        raise ValueError("the still is fully transparent: nothing to animate")
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+
+
+def source_coords(comps: list[Component], p: float, box, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-index coordinates (H, W) to sample for each output pixel at phase p (inverse mapping)."""
+    sticker = max(box[2] - box[0], box[3] - box[1])
+    y, x = np.mgrid[:shape[0], :shape[1]].astype(np.float32) + 0.5  # pixel centres
+    for c in comps:  # the first component is the outermost: undo it first
+        inverse = _warp_inverse if MOTIONS[c.name].kind == "warp" else _affine_inverse
+        x, y = inverse(x, y, c, p, box, sticker)
+    return np.asarray(x, np.float32) - 0.5, np.asarray(y, np.float32) - 0.5
+
+
+# ---- motion asked for by a prompt (sampling/promptmotion.py) ------------------------------------------
+
+WORD_MOTION = {"bouncing": "bounce", "hopping": "hop", "sliding": "slide", "swaying": "sway",
+               "spinning": "spin", "rocking": "rock", "pulsing": "pulse", "shaking": "shake",
+               "wobbling": "squash", "blinking": "blink", "waving": "wave", "nodding": "nod", "floating": "float"}
+# Where in its parameter range a prompt's amplitude adverb puts a component (share of the range).
+_AMPLITUDE_AT = {"gentle": 0.1, "": 0.7, "wild": 1.0}
+
+
+def requested_components(words: tuple[str, ...] | list[str], amplitude: str = "", speed: str = "",
+                         num_frames: int = 8, fps: float = 8.0) -> list[Component]:
+    """The components a prompt asks for (data/motionwords.prompt_request): one per motion word (two at
+    most, 'still' and unknown words skipped), amplitude from the adverb, cycles per loop from the speed
+    (about 1 Hz, 0.5 Hz slowly, 2 Hz quickly; whole cycles, so the loop stays seamless). Each is relative
+    to its rest pose, so phase 0 is the sticker itself."""
+    comps = []
+    seconds = num_frames / fps
+    target_hz = {"slow": 0.5, "": 1.0, "fast": 2.0}[speed]
+    for word in [w for w in words if w in WORD_MOTION][:2]:
+        name = WORD_MOTION[word]
+        (lo, hi), _ = _PARAMS[name]
+        hz = target_hz / (2 if name == "bounce" else 1)  # |sin| bounces twice per cycle
+        if name == "shake":  # a jitter: as fast as the frames allow
+            k = max(1, num_frames // 2 - 1)
+        else:
+            k = max(1, min(round(hz * seconds), num_frames // 4 or 1))
+        at = _AMPLITUDE_AT[amplitude] + (0.5 if name == "shake" else 0.0)  # a shake is small at its best
+        amp = 1.0 if name == "spin" else lo + min(at, 1.0) * (hi - lo)
+        comps.append(Component(name, amp, k, 1, rest=True))
+    return comps
+
+
+def fit_in_view(comps: list[Component], alpha: np.ndarray, num_frames: int, lost: float = 0.02,
+                size: int = 64) -> list[Component]:
+    """Shrink the amplitudes (down to the low end of each range, the gentlest the training clips show)
+    until the moving sticker keeps all but `lost` of its alpha inside the canvas (H, W): a sticker that
+    fills its canvas slides less than one with room. Spins keep their full turn."""
+    small = cv2.resize(alpha.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)[..., None]
+    if small.sum() <= 0:
+        return comps
+    box = alpha_box(small[..., 0], 0.03 * float(small.max()))
+    for _ in range(8):
+        worst = 0.0
+        for t in range(num_frames):
+            xs, ys = source_coords(comps, 2 * math.pi * t / num_frames, box, small.shape[:2])
+            worst = max(worst, 1.0 - float(sample_bilinear(small, xs, ys).sum() / small.sum()))
+        if worst <= lost:
+            break
+        comps = [c if c.name == "spin" else dataclasses.replace(
+            c, amp=max(_PARAMS[c.name][0][0], 0.8 * c.amp)) for c in comps]
+    return comps
+
+
+def move_frames(frames: np.ndarray, comps: list[Component], cond: int) -> np.ndarray:
+    """Frames (T, H, W, 4) float straight RGBA in [0, 1], each moved by `comps` at its phase (frame `cond`
+    at phase 0, untouched). Bicubic resampling of premultiplied colour (OpenCV), about the box of the
+    conditioning frame."""
+    t_len, h, w = frames.shape[:3]
+    box = alpha_box(frames[cond, ..., 3], 8 / 255)
+    out = np.empty_like(frames)
+    for t in range(t_len):
+        if t == cond:
+            out[t] = frames[t]
+            continue
+        xs, ys = source_coords(comps, 2 * math.pi * (t - cond) / t_len, box, (h, w))
+        moved = cv2.remap(premultiply(frames[t]), xs, ys, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)
+        out[t] = unpremultiply(np.clip(moved, 0.0, 1.0))
+    return out
 
 
 # ---- captions ---------------------------------------------------------------------------------------

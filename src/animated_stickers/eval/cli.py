@@ -101,6 +101,9 @@ def axes(
     text_guidance: float | None = typer.Option(None, help="sigma_T (default: the model's)."),
     image_guidance: float | None = typer.Option(None, help="sigma_I (default: the model's)."),
     frames: int | None = typer.Option(None, min=2, max=32, help="Frames per loop (default: the model's)."),
+    prompt_motion: bool | None = typer.Option(None, "--prompt-motion/--model-motion-only",
+                                              help="The prompt's global motion applied exactly (default: the "
+                                                   "model's setting), or the model's motion alone."),
     report: Path | None = typer.Option(None, help="Write axes.json + axes.md here."),
 ) -> None:
     """Detail, relevance and looping on held-out and unseen-style stickers (what a user sees first)."""
@@ -121,7 +124,7 @@ def axes(
         raise UserError(f"--style '{bad[0]}': expected one of {', '.join(STYLES)}")
     pipe = AnimatePipeline.from_dir(model)
     over = {k: v for k, v in {"steps": steps, "text_guidance": text_guidance, "image_guidance": image_guidance,
-                              "num_frames": frames}.items() if v is not None}
+                              "num_frames": frames, "prompt_motion": prompt_motion}.items() if v is not None}
     params = dataclasses.replace(pipe.model.sampling, **over)
     t, cond = clip_layout(pipe.model.cfg, params)
 

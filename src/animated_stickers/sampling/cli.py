@@ -17,13 +17,14 @@ SCHEDULER_HELP = "dpm (DPM-Solver++ 2M, logSNR grid), dpm-lu, ddim, ddpm or lcm 
 
 
 def _params(model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16, paste_input=None,
-            frames=None, cond_frame=None):
+            frames=None, cond_frame=None, prompt_motion=None):
     from .pipeline import check_params, clip_layout, with_overrides
 
     params = check_params(with_overrides(model.sampling, seed=seed, steps=steps, image_guidance=image_guidance,
                                          text_guidance=text_guidance, guided_steps=guided_steps,
                                          scheduler=scheduler, dtype="bfloat16" if bf16 else None,
-                                         paste_input=paste_input, num_frames=frames, cond_frame=cond_frame))
+                                         paste_input=paste_input, num_frames=frames, cond_frame=cond_frame,
+                                         prompt_motion=prompt_motion))
     clip_layout(model.cfg, params)  # one error line for a conditioning frame outside the loop
     return params
 
@@ -126,6 +127,10 @@ def register(app: typer.Typer) -> None:
                                                            "the loop has no seam at any length.")] = None,
         cond_frame: Annotated[int | None, Opt("--cond-frame", help="Which frame is your sticker (0-based; "
                                                                    "default the middle: 3 of 8, 7 of 16).")] = None,
+        prompt_motion: Annotated[bool | None, Opt("--prompt-motion/--model-motion-only", help="Move the sticker "
+                                                  "exactly as the prompt says (bouncing, spinning, ... with "
+                                                  "gently/wildly/slowly/quickly; model default), or leave all "
+                                                  "motion to the model.")] = None,
         batch_size: Annotated[int, Opt(help="Stickers per sampling call (1 or more).")] = 4,
         bf16: Annotated[bool, Opt(help="bfloat16 autocast (faster on CPUs with AMX/AVX512-bf16).")] = False,
         jit: Annotated[bool, Opt(help="TorchScript trace + freeze the UNet (checked against eager).")] = False,
@@ -148,7 +153,7 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--frames-out '{frames_out}' is a file: expected a folder")
         pipe = AnimatePipeline.from_dir(model, _speed(jit, threads))
         params = _params(pipe.model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16,
-                         paste_input, frames, cond_frame)
+                         paste_input, frames, cond_frame, prompt_motion)
         jobs = plan_jobs(images or [], prompt or [], out, inputs, outputs, fmt, pipe.model.cfg.resolution, preset)
         batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
         bar = _Bar(len(batches) * params.steps, f"animating {len(jobs)} sticker(s)")

@@ -45,6 +45,7 @@ from ..models.unet import default_cond_index, make_cond_mask
 from ..rgba import restore_from_square
 from .optimize import FastUNet, SpeedOptions, autocast
 from .preprocess import Sticker, prepare_sticker
+from .promptmotion import apply_prompt_motion
 from .refdecode import references
 
 Progress = Callable[[int, int], None]
@@ -182,7 +183,11 @@ class AnimatePipeline:
         with _timed(self.stats, "sampling_s"):
             latents = self.sample_latents(cond, params, progress)
         with _timed(self.stats, "vae_decode_s"):
-            return self.decode(latents, params, reference)
+            video = self.decode(latents, params, reference)
+        if not params.prompt_motion:
+            return video
+        with _timed(self.stats, "prompt_motion_s"):  # the global motion the prompt names (promptmotion.py)
+            return apply_prompt_motion(video, prompts, clip_layout(self.model.cfg, params)[1])
 
     def conditions(self, prompts: list[str], image_latent: torch.Tensor) -> IP2PConditions:
         """Text encoded and projected once per call (not per frame, not per step)."""

@@ -200,11 +200,12 @@ def create_app(pipeline_or_factory: Any, settings: ServeSettings | None = None,
     # ------------------------------------------------------------------ helpers
 
     def sampling_params(image_guidance: float | None, text_guidance: float | None, steps: int | None,
-                        seed: int | None, frames: int | None = None) -> SamplingConfig:
+                        seed: int | None, frames: int | None = None, prompt_motion: bool | None = None
+                        ) -> SamplingConfig:
         """The model's recommended settings with the request's overrides; UserError (422) if out of range."""
         return check_params(with_overrides(state["defaults"], image_guidance=image_guidance,
                                            text_guidance=text_guidance, steps=steps, seed=seed,
-                                           num_frames=frames))
+                                           num_frames=frames, prompt_motion=prompt_motion))
 
     def prepare(data: bytes, content_type: str | None, filename: str | None) -> Sticker:
         """Worker-pool thread: decode + check the upload, then key/fit it exactly as the pipeline does."""
@@ -271,12 +272,14 @@ def create_app(pipeline_or_factory: Any, settings: ServeSettings | None = None,
         fps: Annotated[float | None, Form(gt=0, le=60, description="Playback rate of the frames")] = None,
         frames: Annotated[int | None, Form(ge=2, le=32, description="Frames per loop (default 8; 16 for "
                                                                      "smoother loops)")] = None,
+        prompt_motion: Annotated[bool | None, Form(description="Move the sticker exactly as the prompt says "
+                                                   "(bouncing, spinning, ...); false: the model's motion only")] = None,
         request_id: Annotated[str | None, Form(max_length=64, description="For /v1/progress/{id}")] = None,
     ) -> Response:
         """Multipart image + prompt + options -> the animated sticker bytes in `format`."""
         text = clean_prompt(prompt)
         preset = check_preset(preset)
-        params = sampling_params(image_guidance, text_guidance, steps, seed, frames)
+        params = sampling_params(image_guidance, text_guidance, steps, seed, frames, prompt_motion)
         sticker = await run_in_threadpool(prepare, await image.read(), image.content_type, image.filename)
         frames, job = await run(Work("animate", text, params, sticker), request_id)
         rate = fps or settings.default_fps

@@ -103,6 +103,13 @@ RECIPES: dict[str, dict] = {
         # `resolution` of a decoder stage is its output size; it trains the fusion net only (VAE frozen).
         _stage("decoder", "decoder", 400, lr=1e-3, batch_size=2, resolution=256,
                data={"fluent-anim": 1.0, "procedural": 1.0}, ema_decay=0.99, warmup=20, checkpoint_every=100),
+        # Progressive step distillation last (paper 3.3.3, training/distill.py), on whichever video model
+        # is final: DDIM 16 -> 8 -> 4 steps, one evaluation per step. Guidance distillation is not in the
+        # default chain because the default sampling is unguided (sigma_I = sigma_T = 1: one forward).
+        _stage("distill-8", "distill-steps", 300, lr=5e-5, batch_size=4, student_steps=8,
+               data={"fluent-anim": 1.0, "procedural": 1.0}, ema_decay=0.99, warmup=20, checkpoint_every=50),
+        _stage("distill-4", "distill-steps", 300, lr=5e-5, batch_size=4, student_steps=4,
+               data={"fluent-anim": 1.0, "procedural": 1.0}, ema_decay=0.99, warmup=20, checkpoint_every=50),
     ]},
     # Paper 3.1 example: [256p, freeze, 4 fps, eps] -> [512p, freeze, 4 fps, eps] -> [512p, unfreeze, 8 fps, v].
     "paper-example": {"name": "paper-example", "preset": "lg", "stages": [
