@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ from animated_stickers.data.loader import LoaderConfig
 from animated_stickers.models.checkpoint import StickerModel, load_model
 from animated_stickers.training.banks import LatentBank
 from animated_stickers.training.recipes import get_recipe
-from animated_stickers.training.stages import run_recipe, snapshot_stage
+from animated_stickers.training.stages import build_stage, run_recipe, snapshot_stage
 from animated_stickers.training.tasks import DiffusionTask
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -63,6 +64,12 @@ def test_smoke_recipe_trains_every_stage(tmp_path):
     assert torch.equal(a["unet.down_blocks.0.resnets.0.conv1.weight"], b["unet.down_blocks.0.resnets.0.conv1.weight"])
     # Rerunning a finished recipe trains nothing and returns the same folders.
     assert run_recipe(recipe, tmp_path / "run", root) == done
+    # One latent cache per --data folder: a stage mixing its sources differently encodes nothing new.
+    caches = sorted((tmp_path / "run" / "banks").glob("latents-*.safetensors"))
+    other = dataclasses.replace(recipe.stages[2], data={"procedural": 1.0})
+    _, task, _ = build_stage(recipe, other, tmp_path / "run", root)
+    assert sorted((tmp_path / "run" / "banks").glob("latents-*.safetensors")) == caches
+    assert {task.bank.metas[i]["source"] for g in task.groups for i in g} == {"procedural"}
     # A snapshot of the last checkpoint (EMA weights) is the finished stage's model.
     snap, step = snapshot_stage(recipe, recipe.stages[2], tmp_path / "run", root, tmp_path / "snap")
     assert step == 2

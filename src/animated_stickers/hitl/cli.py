@@ -67,7 +67,7 @@ def teachers(out: Annotated[Path, typer.Option(help="folder for one training run
              init: Annotated[Path, typer.Option(help="model folder every teacher starts from")],
              data: Data,
              teacher: Annotated[list[str], typer.Option("--teacher", help="teacher recipe (repeatable; default: "
-                                                                          "dynamic-v, frozen-8fps, eps-4fps)")] = [],
+                                                                          "dynamic-v, frozen-8fps, fixed-4fps)")] = [],
              steps: Annotated[int | None, typer.Option(help="finetune steps per teacher (default 300)")] = None,
              max_steps: Annotated[int | None, typer.Option(help="stop each teacher after this many steps in this "
                                                                 "call (resume later)")] = None,

@@ -108,7 +108,7 @@ RECIPES: dict[str, dict] = {
         # default chain because the default sampling is unguided (sigma_I = sigma_T = 1: one forward).
         _stage("distill-8", "distill-steps", 300, lr=5e-5, batch_size=4, student_steps=8,
                data={"fluent-anim": 1.0, "procedural": 1.0}, ema_decay=0.99, warmup=20, checkpoint_every=50),
-        _stage("distill-4", "distill-steps", 300, lr=5e-5, batch_size=4, student_steps=4,
+        _stage("distill-4", "distill-steps", 600, lr=5e-5, batch_size=4, student_steps=4,
                data={"fluent-anim": 1.0, "procedural": 1.0}, ema_decay=0.99, warmup=20, checkpoint_every=50),
     ]},
     # Paper 3.1 example: [256p, freeze, 4 fps, eps] -> [512p, freeze, 4 fps, eps] -> [512p, unfreeze, 8 fps, v].

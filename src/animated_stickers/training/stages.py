@@ -118,10 +118,11 @@ def build_stage(recipe: Recipe, stage: Stage, run_dir: Path, data: list[Path], i
             model.unet.inflate()  # identity-initialised temporal layers + zero-init IP2P channels
         vae = model.vae.eval()
         loader, tag = loader_config(stage, model.cfg.resolution), vae_tag(model)
-        # One cache per --data folder: adding a folder encodes only that folder.
-        per_folder = [read_samples([d], "train", _kinds(stage), set(stage.data), stage.one_per_emoji) for d in data]
+        # One cache per --data folder, of all its sources: adding a folder encodes only that folder, and
+        # stages that mix the sources differently share it (the task picks sources by weight).
+        per_folder = [read_samples([d], "train", _kinds(stage), None, stage.one_per_emoji) for d in data]
         if not any(per_folder):
-            raise UserError(f"stage '{stage.name}': no samples of {', '.join(stage.data)} in --data")
+            raise UserError(f"stage '{stage.name}': no training samples in --data")
         latents = LatentBank.concat([LatentBank.build(s, loader, vae.encode, banks_dir, tag)
                                      for s in per_folder if s])
         if stage.kind.startswith("distill-"):
