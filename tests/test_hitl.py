@@ -243,8 +243,12 @@ def test_human_round_in_chromium_ends_in_a_kept_set_finetune_reads(browser, tmp_
     model = tmp_path / "init"
     save_model(tiny_model(seed=0), model)
     real = make_prepared(tmp_path / "real")
+    shared = tmp_path / "teachers-banks"  # a latent cache the teachers filled: the student reuses it
+    shared.mkdir()
     info = finetune(summary["kept"], cands, tmp_path / "student", [real], model, steps=1,
-                    overrides=["batch_size=1", "warmup=0", "checkpoint_every=1"])
+                    overrides=["batch_size=1", "warmup=0", "checkpoint_every=1"], banks=shared)
+    assert (tmp_path / "student" / "run" / "banks").resolve() == shared.resolve()
+    assert len(list(shared.glob("latents-*.safetensors"))) == 2  # the kept clips' cache and the real data's
     kept_file = Path(summary["kept"][0]["media"])
     exported = tmp_path / "student" / "kept" / kept_file.parent.name / kept_file.stem
     sticker_stem = read_prompt_set(prompts)[0]["sticker"]

@@ -148,7 +148,9 @@ def finetune(candidates: Candidates, job: Job, out: Annotated[Path, typer.Option
              db: Db = "sqlite:///hitl.sqlite", min_votes: int = 2,
              steps: Annotated[int | None, typer.Option(help="finetune steps (default 300)")] = None,
              max_steps: Annotated[int | None, typer.Option(help="stop after this many steps in this call")] = None,
-             set_: Annotated[list[str], typer.Option("--set", help="override a stage field")] = []) -> None:
+             set_: Annotated[list[str], typer.Option("--set", help="override a stage field")] = [],
+             banks: Annotated[Path | None, typer.Option(help="latent cache to share, e.g. TEACHERS/.banks (the "
+                                                             "real data is not encoded again)")] = None) -> None:
     """Train the student on the kept candidates mixed with real data (resumable)."""
     from ..eval.human.cli import _existing_db
     from ..eval.human.store import Store
@@ -156,7 +158,7 @@ def finetune(candidates: Candidates, job: Job, out: Annotated[Path, typer.Option
     from .select import job_summary
 
     summary = job_summary(Store(_existing_db(db)), job, candidates, min_votes)
-    info = run(summary["kept"], candidates, out, data, init, steps, max_steps, set_)
+    info = run(summary["kept"], candidates, out, data, init, steps, max_steps, set_, banks)
     typer.echo(f"student on {info['kept']} kept candidates ({info['prepared']} prepared): "
                f"{info['model'] or 'not finished (rerun to resume)'}")
 

@@ -56,10 +56,17 @@ def prepare_kept(files: Path, shards: Path) -> dict:
 
 
 def finetune(kept: list[dict], candidates: Path, out: Path, data: list[Path], init: Path,
-             steps: int | None = None, max_steps: int | None = None, overrides: list[str] | None = None) -> dict:
-    """Export, prepare and train the student under `out`; returns {kept, trainable, model (None if cut short)}."""
+             steps: int | None = None, max_steps: int | None = None, overrides: list[str] | None = None,
+             banks: Path | None = None) -> dict:
+    """Export, prepare and train the student under `out`; returns {kept, trainable, model (None if cut short)}.
+    `banks`: a latent cache folder to share (the teachers' `.banks`): the real data is not encoded again."""
     if not kept:
         raise UserError("no kept candidates: the job has no candidate chosen by enough annotators yet")
+    if banks is not None and not (out / "run" / "banks").exists():
+        if not banks.is_dir():
+            raise UserError(f"--banks '{banks}': not a folder; expected a latent cache such as TEACHERS/.banks")
+        (out / "run").mkdir(parents=True, exist_ok=True)
+        (out / "run" / "banks").symlink_to(banks.resolve(), target_is_directory=True)
     export_kept(kept, candidates, out / "kept")
     prepared = prepare_kept(out / "kept", out / "kept-shards")
     split_counts = prepared.get("samples", 0)
