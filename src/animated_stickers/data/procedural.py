@@ -316,7 +316,7 @@ def requested_components(words: tuple[str, ...] | list[str], amplitude: str = ""
     return comps
 
 
-def fit_in_view(comps: list[Component], alpha: np.ndarray, num_frames: int, lost: float = 0.02,
+def fit_in_view(comps: list[Component], alpha: np.ndarray, num_frames: int, lost: float = 0.001,
                 size: int = 64) -> list[Component]:
     """Shrink the amplitudes (down to the low end of each range, the gentlest the training clips show)
     until the moving sticker keeps all but `lost` of its alpha inside the canvas (H, W): a sticker that
