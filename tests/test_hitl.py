@@ -287,3 +287,17 @@ def test_report_verdict_needs_the_gain_without_losing_relevance():
     assert "beats its best teacher" in "\n".join(verdict({**teachers, "s": {"all_nine": 0.46, "relevance": 0.6}}, "s"))
     for worse in ({"all_nine": 0.44, "relevance": 0.7}, {"all_nine": 0.50, "relevance": 0.55}):
         assert "does not meet the bar" in "\n".join(verdict({**teachers, "s": worse}, "s"))
+
+
+def test_a_resume_with_another_motion_setting_is_refused(killed_then_resumed):
+    """Candidates of one folder share one sampling setting: prompt motion on, or the model's own motion."""
+    from animated_stickers.errors import UserError
+    from animated_stickers.hitl.generate import PLAN_FILE, generate
+
+    out = killed_then_resumed["out"]
+    plan = json.loads((out / PLAN_FILE).read_text())
+    assert plan["prompt_motion"] is None  # each model's default
+    models = {t: Path(p) for t, p in plan["models"].items()}
+    with pytest.raises(UserError, match="prompt_motion"):
+        generate(Path(plan["prompts"]), models, out, plan["per_prompt"], plan["seed"], plan["steps"], progress=False,
+                 prompt_motion=False)

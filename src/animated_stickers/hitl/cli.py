@@ -93,6 +93,9 @@ def generate(prompts: Annotated[Path, typer.Option(help="folder made by `sticker
              seed: int = 0,
              steps: Annotated[int | None, typer.Option(help="sampling steps (default: each model's own)")] = None,
              threads: Annotated[int, typer.Option(help="torch threads per process (0: torch's default)")] = 0,
+             prompt_motion: Annotated[bool | None, typer.Option(
+                 "--prompt-motion/--model-motion-only", help="candidates with the prompt's exact global motion "
+                 "(each model's default), or the model's own motion only: what a student can learn")] = None,
              ) -> None:
     """Candidates from every teacher for every prompt; run under `accelerate launch` to split the work."""
     import torch
@@ -102,7 +105,7 @@ def generate(prompts: Annotated[Path, typer.Option(help="folder made by `sticker
 
     if threads:
         torch.set_num_threads(threads)
-    s = run(prompts, find_models(teachers, model), out, per_prompt, seed, steps)
+    s = run(prompts, find_models(teachers, model), out, per_prompt, seed, steps, prompt_motion=prompt_motion)
     typer.echo(f"process {s['rank'] + 1}/{s['world']}: {s['made_now']} made, {s['skipped']} already there, "
                f"{s['jobs']} in its share")
 

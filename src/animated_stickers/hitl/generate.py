@@ -82,7 +82,7 @@ def _remove_partials(out: Path) -> int:
 
 
 def generate(prompts_dir: Path, models: dict[str, Path], out: Path, per_prompt: int = 6, seed: int = 0,
-             steps: int | None = None, progress: bool = True) -> dict:
+             steps: int | None = None, progress: bool = True, prompt_motion: bool | None = None) -> dict:
     """Make this process's share of the candidates (skipping finished ones); returns a summary.
 
     Run the same call in every process of an Accelerate launch; rank 0 prepares the folder and writes
@@ -99,7 +99,7 @@ def generate(prompts_dir: Path, models: dict[str, Path], out: Path, per_prompt: 
     rank, world = state.process_index, state.num_processes
     plan = {"prompts": str(prompts_dir.resolve()), "n_prompts": len(entries), "teachers": teachers,
             "models": {t: str(Path(models[t]).resolve()) for t in teachers}, "per_prompt": per_prompt,
-            "seed": seed, "steps": steps}
+            "seed": seed, "steps": steps, "prompt_motion": prompt_motion}
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         _check_plan(out, plan)
@@ -114,7 +114,7 @@ def generate(prompts_dir: Path, models: dict[str, Path], out: Path, per_prompt: 
         _check_plan(out, plan)
     mine = my_share(jobs, rank, world)
     todo = [j for j in mine if not (out / j.rel).is_file()]
-    made = _run(todo, entries, prompts_dir, models, out, rank, world, len(mine), steps, progress)
+    made = _run(todo, entries, prompts_dir, models, out, rank, world, len(mine), steps, progress, prompt_motion)
     state.wait_for_everyone()
     summary = {"rank": rank, "world": world, "jobs": len(mine), "made_now": made,
                "skipped": len(mine) - len(todo)}
@@ -130,7 +130,8 @@ def _has_cuda() -> bool:
 
 
 def _run(todo: list[Job], entries: list[dict], prompts_dir: Path, models: dict[str, Path], out: Path,
-         rank: int, world: int, total: int, steps: int | None, progress: bool) -> int:
+         rank: int, world: int, total: int, steps: int | None, progress: bool,
+         prompt_motion: bool | None = None) -> int:
     """Generate `todo`, one teacher loaded at a time; one line per candidate in the rank's log."""
     import torch
     from PIL import Image
@@ -151,7 +152,7 @@ def _run(todo: list[Job], entries: list[dict], prompts_dir: Path, models: dict[s
                 entry = entries[job.prompt_index]
                 with Image.open(prompts_dir / entry["image"]) as im:
                     still = im.convert("RGBA")
-                params = with_overrides(pipe.model.sampling, seed=job.seed, steps=steps)
+                params = with_overrides(pipe.model.sampling, seed=job.seed, steps=steps, prompt_motion=prompt_motion)
                 t0 = time.perf_counter()
                 frames = pipe.animate([still], [entry["prompt"]], params)[0]
                 write_animation(frames, out / job.rel, fps=CANDIDATE_FPS, lossless=True)
