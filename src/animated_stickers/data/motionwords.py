@@ -496,8 +496,9 @@ def _normalised(prompt: str) -> str:
     return " " + re.sub(r"[^a-z\- ]+", " ", prompt.lower()) + " "
 
 
-def _find(phrase: str, text: str) -> re.Match | None:
-    return re.search(r"(?<![a-z])" + re.escape(phrase) + r"(?![a-z])", text)
+def _whole(phrase: str) -> str:
+    """A regex for `phrase` as whole words of a normalised prompt."""
+    return r"(?<![a-z])" + re.escape(phrase) + r"(?![a-z])"
 
 
 def prompt_request(prompt: str) -> MotionRequest:
@@ -507,7 +508,7 @@ def prompt_request(prompt: str) -> MotionRequest:
     taken = [False] * len(text)
     strong, weak = [], []
     for phrase, word in _PATTERNS:  # longest first
-        for m in re.finditer(r"(?<![a-z])" + re.escape(phrase) + r"(?![a-z])", text):
+        for m in re.finditer(_whole(phrase), text):
             if any(taken[m.start():m.end()]):
                 continue
             taken[m.start():m.end()] = [True] * (m.end() - m.start())
@@ -516,7 +517,7 @@ def prompt_request(prompt: str) -> MotionRequest:
     words = tuple(dict.fromkeys(w for _, w in hits))
 
     def level(table: dict[str, tuple[str, ...]]) -> str:
-        found = [(m.start(), key) for key, ps in table.items() for p in ps if (m := _find(p, text))]
+        found = [(m.start(), key) for key, ps in table.items() for p in ps if (m := re.search(_whole(p), text))]
         return min(found)[1] if found else ""
 
     return MotionRequest(words, level(_AMPLITUDE), level(_SPEED))

@@ -200,7 +200,8 @@ def _affine_inverse(x, y, c: Component, p: float, box, sticker: float):
     """Source coordinates of output pixels for one affine component (scale, aspect, rotate, translate)."""
     w = _waveform(c, p)
     if c.rest:
-        w = {k: v - _waveform(c, 0.0).get(k, 0.0) for k, v in w.items()}
+        at_rest = _waveform(c, 0.0)
+        w = {k: v - at_rest.get(k, 0.0) for k, v in w.items()}
     px, py = _pivot(c, box)
     sx = math.exp(w.get("scale", 0.0) - w.get("aspect", 0.0) / 2)
     sy = math.exp(w.get("scale", 0.0) + w.get("aspect", 0.0) / 2)

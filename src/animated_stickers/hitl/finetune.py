@@ -19,7 +19,7 @@ from pathlib import Path
 from ..atomic import atomic_path, atomic_write_text
 from ..errors import UserError
 from ..prompts_file import PROMPTS_FILE
-from .teachers import HITL_SOURCE, student_recipe, train_recipe
+from .teachers import HITL_SOURCE, share_banks, student_recipe, train_recipe
 
 STUDENT_FILE = "student.json"
 
@@ -62,11 +62,10 @@ def finetune(kept: list[dict], candidates: Path, out: Path, data: list[Path], in
     `banks`: a latent cache folder to share (the teachers' `.banks`): the real data is not encoded again."""
     if not kept:
         raise UserError("no kept candidates: the job has no candidate chosen by enough annotators yet")
-    if banks is not None and not (out / "run" / "banks").exists():
+    if banks is not None:
         if not banks.is_dir():
             raise UserError(f"--banks '{banks}': not a folder; expected a latent cache such as TEACHERS/.banks")
-        (out / "run").mkdir(parents=True, exist_ok=True)
-        (out / "run" / "banks").symlink_to(banks.resolve(), target_is_directory=True)
+        share_banks(out / "run", banks)
     export_kept(kept, candidates, out / "kept")
     prepared = prepare_kept(out / "kept", out / "kept-shards")
     split_counts = prepared.get("samples", 0)

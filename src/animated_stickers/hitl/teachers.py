@@ -89,6 +89,13 @@ def train_recipe(recipe_data: dict, run_dir: Path, data: list[Path], init: Path,
     return done[-1] if len(done) == len(recipe.stages) else None
 
 
+def share_banks(run_dir: Path, shared: Path) -> None:
+    """Point RUN/banks at a shared latent cache (kept by data, size and VAE), unless the run has its own."""
+    if not (run_dir / "banks").exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "banks").symlink_to(shared.resolve(), target_is_directory=True)
+
+
 def train_teachers(out: Path, names: list[str], data: list[Path], init: Path, steps: int | None = None,
                    max_steps: int | None = None, overrides: list[str] | None = None) -> dict[str, Path | None]:
     """Train (or resume) each teacher under out/<name>; a finished one gets out/<name>/teacher.json."""
@@ -98,8 +105,7 @@ def train_teachers(out: Path, names: list[str], data: list[Path], init: Path, st
     for name in names:
         run_dir = out / name
         run_dir.mkdir(exist_ok=True)
-        if not (run_dir / "banks").exists():
-            (run_dir / "banks").symlink_to(shared.resolve(), target_is_directory=True)
+        share_banks(run_dir, shared)
         model = train_recipe(teacher_recipe(name, steps), run_dir, data, init, max_steps, overrides)
         if model is not None:
             atomic_write_text(run_dir / TEACHER_FILE, json.dumps(

@@ -36,12 +36,14 @@ def prompt_components(prompt: str, alpha: np.ndarray, frames: int) -> list[Compo
 
 
 def apply_prompt_motion(video: torch.Tensor, prompts: list[str], cond: int) -> torch.Tensor:
-    """Straight RGBA videos (B, 4, T, H, W) in [0, 1] -> the same with each prompt's global motion."""
-    out = video.clone()
+    """Straight RGBA videos (B, 4, T, H, W) in [0, 1] -> the same with each prompt's global motion (the
+    input itself when no prompt names a motion)."""
+    out = video
     for i, prompt in enumerate(prompts):
         frames = video[i].permute(1, 2, 3, 0).float().numpy()  # (4, T, H, W) -> (T, H, W, 4)
         comps = prompt_components(prompt, frames[cond, ..., 3], frames.shape[0])
         if comps:
+            out = video.clone() if out is video else out  # copy once, only when something moves
             moved = move_frames(frames, comps, cond)  # (T, H, W, 4)
             out[i] = torch.from_numpy(moved).permute(3, 0, 1, 2).to(video.dtype)  # -> (4, T, H, W)
     return out
