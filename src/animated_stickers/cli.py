@@ -27,7 +27,7 @@ def _root() -> None:
 _AREAS = {
     "animated_stickers.models.cli": None,       # info
     "animated_stickers.training.cli": None,     # train
-    "animated_stickers.sampling.cli": None,     # animate, generate, bench
+    "animated_stickers.sampling.cli": None,     # animate, generate, compile, bench
     "animated_stickers.export.cli": None,       # export
     "animated_stickers.serve.cli": None,        # serve
     "animated_stickers.data.cli": "data",       # data fetch|prepare|stats|preview

@@ -110,11 +110,15 @@ class ModelConfig:
         return self.resolution // 2 ** (len(self.vae.block_out_channels) - 1)
 
 
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "weights" / "tiny"  # the bundled default model
+SCHEDULERS = ("dpm", "dpm-lu", "ddim", "ddpm", "lcm")
+
+
 @dataclass
 class SamplingConfig:
     """Inference knobs (paper 2.1 eq. 1-3, 3.3.1)."""
 
-    scheduler: str = "dpm"  # dpm | ddim | ddpm
+    scheduler: str = "dpm"  # one of SCHEDULERS (diffusion/sampler.make_scheduler)
     steps: int = 15
     image_guidance: float = 7.5  # sigma_I
     text_guidance: float = 2.0  # sigma_T

@@ -36,3 +36,31 @@ def frame_flow(pm_a: np.ndarray, pm_b: np.ndarray, preset: str = "medium",
     pad_y, pad_x = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
     ga, gb = (cv2.copyMakeBorder(flow_gray(p), 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE) for p in (pm_a, pm_b))
     return dis.calc(ga, gb, None)[:h, :w]
+
+
+def flows_to_frame(frames: np.ndarray, cond: int, preset: str = "medium") -> np.ndarray:
+    """Premultiplied frames (T, h, w, 4) -> backward flow (T, h, w, 2): frame t at x looks like frame
+    `cond` at x + flow. Exactly zero at `cond` itself (the reference decoder's warp source)."""
+    flow = np.zeros((*frames.shape[:3], 2), np.float32)
+    for j in range(frames.shape[0]):
+        if j != cond:
+            flow[j] = frame_flow(frames[j], frames[cond], preset)
+    return flow
+
+
+def warp_along(reference: np.ndarray, flows: np.ndarray) -> np.ndarray:
+    """Premultiplied reference (H, W, 4) + low-res flows (T, h, w, 2) -> the reference moved into every
+    frame (T, H, W, 4), bicubic; flows are resized to H x W and their vectors scaled. A zero flow (the
+    conditioning frame) gives the reference itself, untouched."""
+    big_h, big_w = reference.shape[:2]
+    h, w = flows.shape[1:3]
+    gy, gx = np.mgrid[:big_h, :big_w].astype(np.float32)
+    out = np.empty((flows.shape[0], big_h, big_w, 4), np.float32)
+    for j, f in enumerate(flows):
+        if not f.any():
+            out[j] = reference
+            continue
+        f = cv2.resize(f, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
+        out[j] = cv2.remap(reference, gx + f[..., 0] * (big_w / w), gy + f[..., 1] * (big_h / h),
+                           cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return out

@@ -47,6 +47,16 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def images_to_array(images: list[Image.Image]) -> np.ndarray:
+    """PIL images of one size -> straight RGBA float32 (N, H, W, 4) in [0, 1]."""
+    return np.stack([np.asarray(im.convert("RGBA"), np.float32) / 255.0 for im in images])
+
+
+def array_to_images(frames: np.ndarray) -> list[Image.Image]:
+    """Straight RGBA (N, H, W, 4) in [0, 1] -> RGBA PIL images (rounded, clamped)."""
+    return [Image.fromarray(a, "RGBA") for a in to_uint8(frames)]
+
+
 def premultiply_image(img: Image.Image) -> np.ndarray:
     """PIL image (any mode) -> premultiplied float32 (H, W, 4) in [0, 1]."""
     return premultiply(np.asarray(img.convert("RGBA")))

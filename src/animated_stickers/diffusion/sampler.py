@@ -16,18 +16,19 @@ No clipping anywhere: latents are not bounded to [-1, 1].
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
 
-from ..config import ModelConfig
+from ..config import SCHEDULERS, ModelConfig
+from .noise import seeded_normal
 from .schedules import logsnr_timesteps, scheduler_kwargs, train_scheduler
 
 if TYPE_CHECKING:
     from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-SCHEDULERS = ("dpm", "dpm-lu", "ddim", "ddpm", "lcm")
 LCM_GRID = 50  # the teacher's DDIM grid a consistency student is distilled on (skipping step 1000 // 50)
 
 # denoise(x_in, t, step_index) -> model output in the scheduler's prediction type.
@@ -70,12 +71,8 @@ def make_scheduler(cfg: ModelConfig, name: str = "dpm", steps: int = 15) -> Sche
 
 
 def initial_noise(shape: tuple[int, ...], seeds: list[int], device: str | torch.device = "cpu") -> torch.Tensor:
-    """x_T for a batch: item i is drawn from its own generator seeded `seeds[i]`, so a sticker's
-    result does not depend on what else is in the batch."""
-    if len(seeds) != shape[0]:
-        raise ValueError(f"{len(seeds)} seeds for a batch of {shape[0]}")
-    return torch.cat([torch.randn((1, *shape[1:]), generator=torch.Generator(device).manual_seed(s), device=device)
-                      for s in seeds])
+    """x_T for a batch (diffusion/noise.py): item i from its own seed, independent of the batch."""
+    return torch.from_numpy(seeded_normal(shape, seeds)).to(device)
 
 
 def generators(seeds: list[int], device: str | torch.device = "cpu") -> list[torch.Generator]:
@@ -99,3 +96,35 @@ def sample(denoise: DenoiseFn, scheduler: SchedulerMixin, noise: torch.Tensor,
             callback(i + 1, len(timesteps))
     # DDIM/DDPM: the last predicted x0 (clean by construction). DPM (no x0 in its output): final sigma is 0.
     return x0 if x0 is not None else x
+
+
+def solver_matrix(scheduler: SchedulerMixin) -> torch.Tensor:
+    """A deterministic solver as numbers, for the ONNX runtime (sampling/onnx_pipeline.py): (K + 1, K + 1)
+    float64 where row i < K gives x_i, the latents the network sees at step i, and row K the result
+    `sample` returns, each as a combination of [x_T, out_0, ..., out_{K-1}] (out_j: the network's output
+    at step j). DPM-Solver and DDIM (eta 0) update the latents linearly with per-step scalars, so running
+    the scheduler itself on basis vectors reads its exact arithmetic off instead of re-implementing it.
+    ValueError for a solver that is not linear (DDPM, LCM: they draw noise)."""
+    k = len(scheduler.timesteps)
+    basis = torch.eye(k + 1, dtype=torch.float64)  # (K + 1, K + 1): x_T, out_0, ..., out_{K-1}
+    seen: list[torch.Tensor] = []
+    outs = iter(basis[1:])
+
+    def record(x: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
+        seen.append(x.double())
+        return next(outs)
+
+    # Schedulers are stateful: probe copies.
+    try:
+        result = sample(record, copy.deepcopy(scheduler), basis[0], generator=torch.Generator().manual_seed(0))
+    except (IndexError, RuntimeError, TypeError) as e:  # e.g. DDPM's per-item generators on a vector
+        raise ValueError(f"{type(scheduler).__name__} cannot be probed as a linear solver ({e})") from None
+    rows = torch.stack([*seen, result.double()])
+    # Check on random numbers: the rows must reproduce a real run (a noisy solver does not).
+    gen = torch.Generator().manual_seed(1)
+    x_t, preds = torch.randn(3, generator=gen, dtype=torch.float64), torch.randn(k, 3, generator=gen,
+                                                                             dtype=torch.float64)
+    real = sample(lambda x, t, i: preds[i], copy.deepcopy(scheduler), x_t, generator=torch.Generator().manual_seed(2))
+    if not torch.allclose(rows[-1] @ torch.cat([x_t[None], preds]), real.double(), rtol=1e-4, atol=1e-4):
+        raise ValueError(f"{type(scheduler).__name__} is not a linear deterministic solver")
+    return rows

@@ -15,14 +15,21 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_path, atomic_write_text
-from ..config import ConfigError, ModelConfig, SamplingConfig, from_dict, to_dict, validate
+from ..config import (
+    DEFAULT_MODEL_DIR,  # noqa: F401 (re-exported)
+    ConfigError,
+    ModelConfig,
+    SamplingConfig,
+    from_dict,
+    to_dict,
+    validate,
+)
 from .decoder import DecoderConfig, ReferenceDecoder
 from .text import TextEncoders, load_text_encoders
 from .unet import StickerUNet
 from .vae import RGBAVAE
 
 FORMAT_VERSION = 1
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[3] / "weights" / "tiny"
 
 
 class ModelLoadError(RuntimeError):

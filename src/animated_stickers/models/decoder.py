@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..flow import DIS_PRESETS, frame_flow
+from ..flow import DIS_PRESETS, flows_to_frame, warp_along
 from ..rgba import premultiply_tensor as premultiply
 from ..rgba import unpremultiply_tensor as unpremultiply
 from .vae import RGBAVAE
@@ -100,36 +99,19 @@ def decode_plain(vae: RGBAVAE, latents: torch.Tensor, size: int | None = None) -
 def dense_flow(low: torch.Tensor, cond_index: torch.Tensor | int, preset: str = "medium") -> torch.Tensor:
     """Backward flow (B, 2, T, h, w) in low-res pixels (dx, dy): frame t at x looks like the conditioning
     frame at x + flow. Zero at the conditioning frame itself (exactly)."""
-    b, _, t, h, w = low.shape
-    flow = np.zeros((b, t, h, w, 2), np.float32)
     arr = low.permute(0, 2, 3, 4, 1).float().cpu().numpy()  # (B, T, h, w, 4)
-    for i, c in enumerate(_cond_list(cond_index, b)):
-        for j in range(t):
-            if j != c:
-                flow[i, j] = frame_flow(arr[i, j], arr[i, c], preset)
-    return torch.from_numpy(flow).permute(0, 4, 1, 2, 3).contiguous()  # (B, 2, T, h, w)
+    flow = np.stack([flows_to_frame(a, c, preset) for a, c in zip(arr, _cond_list(cond_index, len(arr)))])
+    return torch.from_numpy(flow).permute(0, 4, 1, 2, 3).contiguous()  # (B, T, h, w, 2) -> (B, 2, T, h, w)
 
 
 def warp_reference(reference: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Straight RGBA reference (B, 4, H, W) + low-res flow (B, 2, T, h, w) -> the reference warped into
     every frame, premultiplied (B, 4, T, H, W). The flow is resized to H and its vectors scaled."""
-    b, _, t, h, w = flow.shape
-    big_h, big_w = reference.shape[-2:]
     ref = premultiply(reference.float()).permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 4)
     fl = flow.permute(0, 2, 3, 4, 1).cpu().numpy()  # (B, T, h, w, 2)
-    gy, gx = np.mgrid[:big_h, :big_w].astype(np.float32)
-    out = np.empty((b, t, big_h, big_w, 4), np.float32)
-    for i in range(b):
-        for j in range(t):
-            f = fl[i, j]
-            if not f.any():  # the conditioning frame: the reference itself, untouched
-                out[i, j] = ref[i]
-                continue
-            f = cv2.resize(f, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
-            out[i, j] = cv2.remap(ref[i], gx + f[..., 0] * (big_w / w), gy + f[..., 1] * (big_h / h),
-                                  cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out = np.stack([warp_along(r, f) for r, f in zip(ref, fl)])  # (B, T, H, W, 4)
     warped = torch.from_numpy(out).permute(0, 4, 1, 2, 3)  # (B, 4, T, H, W)
-    return _video(_valid(_frames(warped)), b)
+    return _video(_valid(_frames(warped)), reference.shape[0])
 
 
 class ReferenceDecoder(nn.Module):

@@ -38,7 +38,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..config import SamplingConfig, model_config
+from ..config import DEFAULT_MODEL_DIR, SamplingConfig, model_config
 from ..errors import UserError
 from ..models.checkpoint import StickerModel
 from ..models.unet import count_parameters
@@ -174,23 +174,41 @@ class Bench:
                      "dtype": p.dtype,
                      "speedups": [k for k in ("context_once", "jit", "channels_last", "compile")
                                   if getattr(cfg.speed, k)] + (["bf16"] if p.dtype == "bfloat16" else [])}
+        out.update(_timings(runs))
         for b, rs in runs.items():
-            suffix = "" if b == 1 else f"_batch{b}"
             run = sorted(rs, key=lambda r: r["total"])[(len(rs) - 1) // 2]  # the median run (lower middle)
-            stats, total = run["stats"], run["total"]
-            floor = sum(stats[k] for k in FLOOR_PARTS)
             if b == 1:
-                out["nfe"], out["unet_calls"] = stats["nfe"], stats["forwards"]
-            out[f"seconds_per_sticker{suffix}"] = round(total / b, 3)
-            out[f"peak_memory_mb{suffix}"] = round(max(r["mb"] for r in rs), 1)
-            out[f"floor_seconds{suffix}"] = round(floor / b, 3)
-            out[f"floor_ratio{suffix}"] = round(total / floor, 3)
-            out[f"floor_parts{suffix}"] = {k: round(stats[k] / b, 3) for k in FLOOR_PARTS}
-            out[f"unet_forward_s{suffix}"] = {f"{n} videos": round(statistics.median(v), 4)
-                                             for n, v in sorted(run["forwards"].items())}
+                out["unet_calls"] = run["stats"]["forwards"]
+            out["unet_forward_s" + ("" if b == 1 else f"_batch{b}")] = {
+                f"{n} videos": round(statistics.median(v), 4) for n, v in sorted(run["forwards"].items())}
         if pipe.net.status:
             out["jit_status"] = pipe.net.status
         return out
+
+    def measure_onnx(self, name: str, folder: Path | None, threads: int, progress: Callable[[str], None]) -> dict:
+        """The compiled ONNX engine (onnx_pipeline.py) on the same sticker, at its compiled settings."""
+        from .onnx_pipeline import OnnxPipeline
+        from .preprocess import prepare_sticker
+
+        pipe = OnnxPipeline.open(folder, threads) if folder else None
+        if pipe is None or not pipe.supports(pipe.sampling):
+            return {"name": name, "skipped": f"no current ONNX compile of '{folder}' for its default settings "
+                                             "(stickers compile --model DIR)"}
+        sticker = prepare_sticker(self.image, "bench sticker", pipe.resolution)
+        progress(f"warm-up {name}")
+        pipe.animate_stickers([sticker], [PROMPT])
+        runs: dict[int, list[dict]] = {1: [], self.batch: []}
+        for r in range(self.repeats):
+            progress(f"{name} (repeat {r + 1}/{self.repeats})")
+            for b in runs:
+                with PeakRSS() as mem:
+                    t0 = time.perf_counter()
+                    pipe.animate_stickers([sticker] * b, [PROMPT] * b)
+                    total = time.perf_counter() - t0
+                runs[b].append({"total": total, "stats": dict(pipe.stats), "mb": mem.mb})
+        p = pipe.sampling
+        return {"name": name, "engine": "onnxruntime (stickers compile; one sticker per call)",
+                "scheduler": p.scheduler, "steps": p.steps, "dtype": p.dtype, **_timings(runs)}
 
     # ---------------------------------------------------------------- speed-ups one by one
     def _forward(self, pipe: AnimatePipeline, dtype: str, b: int) -> Callable[[], object]:
@@ -250,6 +268,24 @@ class Bench:
                 "speedup": round(ratio, 3)}
 
 
+def _timings(runs: dict[int, list[dict]]) -> dict:
+    """Seconds, memory and floor per sticker of the median run, per batch size (suffix _batchB)."""
+    out: dict = {}
+    for b, rs in runs.items():
+        suffix = "" if b == 1 else f"_batch{b}"
+        run = sorted(rs, key=lambda r: r["total"])[(len(rs) - 1) // 2]  # the median run (lower middle)
+        stats, total = run["stats"], run["total"]
+        floor = sum(stats[k] for k in FLOOR_PARTS)
+        if b == 1:
+            out["nfe"] = stats["nfe"]
+        out[f"seconds_per_sticker{suffix}"] = round(total / b, 3)
+        out[f"peak_memory_mb{suffix}"] = round(max(r["mb"] for r in rs), 1)
+        out[f"floor_seconds{suffix}"] = round(floor / b, 3)
+        out[f"floor_ratio{suffix}"] = round(total / floor, 3)
+        out[f"floor_parts{suffix}"] = {k: round(stats[k] / b, 3) for k in FLOOR_PARTS}
+    return out
+
+
 def _machine(threads: int) -> dict:
     cpu = platform.processor()
     try:
@@ -280,12 +316,11 @@ class _Phases:
         self.bar.close()
 
 
-CONFIG_NAMES = ("naive", "dpm15", "dpm15-adaptive", "dpm15-adaptive-optimized", "distilled")
+CONFIG_NAMES = ("naive", "dpm15", "dpm15-adaptive", "dpm15-adaptive-optimized", "distilled", "onnx", "distilled-onnx")
+ONNX_CONFIGS = ("onnx", "distilled-onnx")  # the compiled engine of the model / of --distilled
 
 
 def _load(model: Path | None, random: bool) -> tuple[StickerModel, str]:
-    from ..models.checkpoint import DEFAULT_MODEL_DIR
-
     if random or (model is None and not (DEFAULT_MODEL_DIR / "config.json").is_file()):
         torch.manual_seed(0)
         return StickerModel.create(model_config("tiny")).eval(), "random tiny (model_config('tiny'))"
@@ -304,7 +339,7 @@ def run_bench(model: Path | None = None, random: bool = False, distilled: Path |
                         f"{', '.join(CONFIG_NAMES)}")
     threads = set_threads(threads)
     optimise = bool({"dpm15-adaptive-optimized", "distilled"} & wanted)
-    measured = len(wanted - ({"distilled"} if distilled is None else set()))
+    measured = len(wanted - ({"distilled", "distilled-onnx"} if distilled is None else set()))
     log = _Phases(1 + (optimise and ablate) + measured * (1 + repeats))
     m, source = _load(model, random)
     bench = Bench(m, repeats, batch)
@@ -350,6 +385,8 @@ def run_bench(model: Path | None = None, random: bool = False, distilled: Path |
     if distilled is None and "distilled" in wanted:
         rows.append({"name": "distilled", "skipped": "no --distilled model folder given (the result "
                                                      "of a distill-steps stage, training/distill.py)"})
+    folders = {"onnx": None if random else (model or DEFAULT_MODEL_DIR), "distilled-onnx": distilled}
+    rows += [bench.measure_onnx(n, folders[n], threads, log) for n in ONNX_CONFIGS if n in wanted]
     naive = next((r for r in rows if r["name"] == "naive"), None)
     for r in rows:
         if naive and "seconds_per_sticker" in r:

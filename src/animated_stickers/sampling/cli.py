@@ -10,23 +10,55 @@ from typing import Annotated
 
 import typer
 
+from ..config import DEFAULT_MODEL_DIR
 from ..errors import UserError, one_line_errors
 
 Opt = typer.Option  # short alias: keeps the option tables below readable
 SCHEDULER_HELP = "dpm (DPM-Solver++ 2M, logSNR grid), dpm-lu, ddim, ddpm or lcm (consistency-distilled models)."
 
 
-def _params(model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16, paste_input=None,
+def _params(pipe, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16, paste_input=None,
             frames=None, cond_frame=None, prompt_motion=None):
-    from .pipeline import check_params, clip_layout, with_overrides
+    """The call's sampling settings: the pipeline's model defaults with the flags given (torch-free)."""
+    from .params import check_params, with_overrides
 
-    params = check_params(with_overrides(model.sampling, seed=seed, steps=steps, image_guidance=image_guidance,
+    params = check_params(with_overrides(pipe.sampling, seed=seed, steps=steps, image_guidance=image_guidance,
                                          text_guidance=text_guidance, guided_steps=guided_steps,
                                          scheduler=scheduler, dtype="bfloat16" if bf16 else None,
                                          paste_input=paste_input, num_frames=frames, cond_frame=cond_frame,
                                          prompt_motion=prompt_motion))
-    clip_layout(model.cfg, params)  # one error line for a conditioning frame outside the loop
+    pipe.layout(params)  # one error line for a conditioning frame outside the loop
     return params
+
+
+ENGINES = ("auto", "onnx", "torch")
+
+
+def _open_pipeline(engine: str, model: Path | None, jit: bool, threads: int, flags: tuple):
+    """(pipeline, params): the compiled ONNX pipeline where it serves these settings (engine auto or
+    onnx), else the torch one. `flags` are _params' arguments after the pipeline."""
+    if engine not in ENGINES:
+        raise UserError(f"--engine '{engine}': expected one of {', '.join(ENGINES)}")
+    if engine != "torch" and not jit:
+        from .onnx_pipeline import COMPILED_DIR, OnnxPipeline
+
+        fast = OnnxPipeline.open(model, threads or None)
+        compiled = (model or DEFAULT_MODEL_DIR) / COMPILED_DIR
+        if fast is None and (compiled / "manifest.json").is_file():
+            typer.echo(f"note: {compiled} was compiled from other weights: using the torch engine (run "
+                       "`stickers compile` to start faster)", err=True)
+        if fast is not None:
+            params = _params(fast, *flags)
+            if fast.supports(params):
+                return fast, params
+    if engine == "onnx":
+        raise UserError(f"--engine onnx: model '{model or 'weights/tiny'}' has no current compile for these "
+                        f"settings: run `stickers compile{f' --model {model}' if model else ''}` with them "
+                        "(--jit needs the torch engine)")
+    from .pipeline import AnimatePipeline
+
+    pipe = AnimatePipeline.from_dir(model, _speed(jit, threads))
+    return pipe, _params(pipe, *flags)
 
 
 def _speed(jit: bool, threads: int):
@@ -134,13 +166,15 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, Opt(help="Stickers per sampling call (1 or more).")] = 4,
         bf16: Annotated[bool, Opt(help="bfloat16 autocast (faster on CPUs with AMX/AVX512-bf16).")] = False,
         jit: Annotated[bool, Opt(help="TorchScript trace + freeze the UNet (checked against eager).")] = False,
-        threads: Annotated[int, Opt(help="torch threads (0 = all cores).")] = 0,
+        threads: Annotated[int, Opt(help="CPU threads (0 = all cores).")] = 0,
+        engine: Annotated[str, Opt(help="auto (the model's ONNX compile when it has a current one for these "
+                                        "settings, see `stickers compile`; else torch), onnx or torch.")] = "auto",
     ) -> None:
         """Animate sticker(s): image + prompt -> looping transparent animation (8 frames, or --frames)."""
         from ..export.presets import get_preset
         from ..export.retime import check_fps
         from .jobs import plan_jobs
-        from .pipeline import MAX_SEED, AnimatePipeline
+        from .params import MAX_SEED
 
         check_fps(fps)
         if batch_size < 1:
@@ -151,10 +185,10 @@ def register(app: typer.Typer) -> None:
             fmt = get_preset(preset).suffix
         if frames_out and frames_out.exists() and not frames_out.is_dir():
             raise UserError(f"--frames-out '{frames_out}' is a file: expected a folder")
-        pipe = AnimatePipeline.from_dir(model, _speed(jit, threads))
-        params = _params(pipe.model, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16,
-                         paste_input, frames, cond_frame, prompt_motion)
-        jobs = plan_jobs(images or [], prompt or [], out, inputs, outputs, fmt, pipe.model.cfg.resolution, preset)
+        pipe, params = _open_pipeline(engine, model, jit, threads, (
+            seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16, paste_input, frames,
+            cond_frame, prompt_motion))
+        jobs = plan_jobs(images or [], prompt or [], out, inputs, outputs, fmt, pipe.resolution, preset)
         batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
         bar = _Bar(len(batches) * params.steps, f"animating {len(jobs)} sticker(s)")
         folders = {j.out.parent for j in jobs} | ({frames_out} if frames_out else set())
@@ -210,7 +244,7 @@ def register(app: typer.Typer) -> None:
         video = AnimatePipeline.from_dir(model, speed)
         still_params = check_params(with_overrides(t2i.model.sampling, seed=seed, steps=steps,
                                                    text_guidance=t2i_guidance, dtype="bfloat16" if bf16 else None))
-        params = _params(video.model, seed, steps, image_guidance, text_guidance, None, None, bf16)
+        params = _params(video, seed, steps, image_guidance, text_guidance, None, None, bf16)
         bar = _Bar(still_params.steps + params.steps, "generating")
         try:
             still = t2i.generate([text], still_params, bar.callback)[0]
@@ -225,6 +259,32 @@ def register(app: typer.Typer) -> None:
         finally:
             bar.close()
         typer.echo(f"wrote {written}")
+
+    @app.command("compile")
+    @one_line_errors
+    def compile_(
+        model: Annotated[Path | None, Opt(help="Video model folder (default weights/tiny).")] = None,
+        steps: Annotated[int | None, Opt(help="Solver steps to compile (model default).")] = None,
+        scheduler: Annotated[str | None, Opt(help=SCHEDULER_HELP)] = None,
+        frames: Annotated[int | None, Opt("--frames", help="Frames per loop (model default).")] = None,
+        force: Annotated[bool, Opt(help="Compile even when a current compile exists.")] = False,
+    ) -> None:
+        """Compile a model's default sampling to ONNX (MODEL/onnx/): `animate` then runs without torch."""
+        from .onnx_pipeline import OnnxPipeline
+
+        current = None if force else OnnxPipeline.open(model)
+        if current is not None:
+            params = _params(current, None, steps, None, None, None, scheduler, False, None, frames)
+            if current.supports(params):
+                typer.echo(f"{current.folder / 'onnx'} is current (use --force to compile again)")
+                return
+        from .onnx_export import compile_model
+        from .params import check_params, with_overrides
+        from .pipeline import load_stage_model
+
+        sampling = load_stage_model(model, "video", DEFAULT_MODEL_DIR).sampling
+        compile_model(model, check_params(with_overrides(sampling, steps=steps, scheduler=scheduler,
+                                                         num_frames=frames)), log=typer.echo)
 
     @app.command()
     @one_line_errors

@@ -16,13 +16,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
 
 import torch
 
+from ..cpu import available_cores
 from ..models.unet import StickerUNet
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,6 @@ class SpeedOptions:
     # +-4% noise, so not switched off (issue 14's 0.89x did not reproduce). Re-check with `stickers bench`.
     context_once: bool = True
     threads: int | None = None  # None: leave torch's setting alone
-
-
-def available_cores() -> int:
-    """Cores this process may run on (cgroup/affinity aware where the OS tells)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def set_threads(n: int | None = None) -> int:

@@ -22,8 +22,8 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -31,7 +31,7 @@ from ..checks import check_prompt
 from ..config import SamplingConfig
 from ..diffusion.anchor import anchor_frame
 from ..diffusion.guidance import DualGuidance, IP2PConditions, TextGuidance
-from ..diffusion.sampler import SCHEDULERS, generators, initial_noise, make_scheduler, sample
+from ..diffusion.sampler import generators, initial_noise, make_scheduler, sample
 from ..errors import UserError
 from ..models.checkpoint import (
     DEFAULT_MODEL_DIR,
@@ -42,14 +42,18 @@ from ..models.checkpoint import (
     read_config,
 )
 from ..models.unet import default_cond_index, make_cond_mask
-from ..rgba import restore_from_square
+from ..rgba import array_to_images, images_to_array, restore_from_square
 from .optimize import FastUNet, SpeedOptions, autocast
+from .params import MAX_FRAMES, MAX_SEED, check_params, with_overrides  # noqa: F401 (re-exported)
 from .preprocess import Sticker, prepare_sticker
 from .promptmotion import apply_prompt_motion
 from .refdecode import references
 
+if TYPE_CHECKING:
+    from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
 Progress = Callable[[int, int], None]
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # keys: params.DTYPE_NAMES
 
 
 @contextlib.contextmanager
@@ -70,34 +74,6 @@ def load_stage_model(path: str | Path | None, stage: str, default: Path, flag: s
     return load_model(folder)
 
 
-def check_params(params: SamplingConfig) -> SamplingConfig:
-    """UserError for sampling settings out of range; returns params."""
-    if params.scheduler not in SCHEDULERS:
-        raise UserError(f"scheduler '{params.scheduler}': expected one of {', '.join(SCHEDULERS)}")
-    if not 1 <= params.steps <= 1000:
-        raise UserError(f"steps={params.steps}: expected 1 to 1000")
-    if params.guided_steps < 0:
-        raise UserError(f"guided_steps={params.guided_steps}: expected 0 or more")
-    if not 0 <= params.seed <= MAX_SEED:
-        raise UserError(f"seed={params.seed}: expected 0 to {MAX_SEED} (2**63 - 1)")
-    if params.dtype not in DTYPES:
-        raise UserError(f"dtype '{params.dtype}': expected one of {', '.join(DTYPES)}")
-    for name in ("image_guidance", "text_guidance"):
-        if not 0 <= getattr(params, name) <= 50:
-            raise UserError(f"{name}={getattr(params, name)}: expected 0 to 50")
-    if params.num_frames is not None and not 2 <= params.num_frames <= MAX_FRAMES:
-        raise UserError(f"frames={params.num_frames}: expected 2 to {MAX_FRAMES}")
-    if params.cond_frame is not None and params.num_frames is not None and \
-            not 0 <= params.cond_frame < params.num_frames:
-        raise UserError(f"cond_frame={params.cond_frame}: expected 0 to {params.num_frames - 1} "
-                        f"for {params.num_frames} frames")
-    return params
-
-
-MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds; sticker i of a call uses seed + i
-MAX_FRAMES = 32  # longest loop a call may ask for (memory grows linearly with frames)
-
-
 def clip_layout(cfg, params: SamplingConfig) -> tuple[int, int]:
     """(frames, conditioning index) of a call: the params' choice, else the model's defaults."""
     t = params.num_frames or cfg.num_frames
@@ -109,14 +85,12 @@ def clip_layout(cfg, params: SamplingConfig) -> tuple[int, int]:
 
 def to_tensor(images: list[Image.Image]) -> torch.Tensor:
     """RGBA PIL images (same size) -> (N, 4, H, W) float in [0, 1]."""
-    arr = np.stack([np.asarray(im.convert("RGBA"), np.float32) / 255.0 for im in images])
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+    return torch.from_numpy(images_to_array(images)).permute(0, 3, 1, 2).contiguous()  # (N, H, W, 4) ->
 
 
 def to_images(frames: torch.Tensor) -> list[Image.Image]:
     """(N, 4, H, W) straight RGBA in [0, 1] -> RGBA PIL images."""
-    arr = (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return [Image.fromarray(a, "RGBA") for a in arr]
+    return array_to_images(frames.permute(0, 2, 3, 1).float().cpu().numpy())  # -> (N, H, W, 4)
 
 
 class AnimatePipeline:
@@ -136,6 +110,18 @@ class AnimatePipeline:
     def from_dir(cls, path: str | Path | None = None, speed: SpeedOptions | None = None) -> AnimatePipeline:
         """Load a model folder (None: the default `weights/tiny`)."""
         return cls(load_stage_model(path, "video", DEFAULT_MODEL_DIR), speed)
+
+    # The same face as onnx_pipeline.OnnxPipeline: default settings, canvas and clip layout.
+    @property
+    def sampling(self) -> SamplingConfig:
+        return self.model.sampling
+
+    @property
+    def resolution(self) -> int:
+        return self.model.cfg.resolution
+
+    def layout(self, params: SamplingConfig) -> tuple[int, int]:
+        return clip_layout(self.model.cfg, params)
 
     # ------------------------------------------------------------------ public
     def animate(self, images: list[Image.Image], prompts: list[str], params: SamplingConfig | None = None,
@@ -158,6 +144,8 @@ class AnimatePipeline:
         params = check_params(params or self.model.sampling)
         # With a reference decoder: frames at the input's own size (up to 512 px), see refdecode.py.
         reference, placements = references(self.model.decoder is not None, stickers, self.model.cfg.resolution)
+        if reference is not None:  # (B, S, S, 4) -> (B, 4, S, S)
+            reference = torch.from_numpy(reference).permute(0, 3, 1, 2).contiguous()
         video = self.generate_video(to_tensor([s.canvas for s in stickers]), prompts, params, progress, reference)
         cond = clip_layout(self.model.cfg, params)[1]
         out = []
@@ -197,19 +185,23 @@ class AnimatePipeline:
         return IP2PConditions(context=context[:-1], null_context=null, image_latent=image_latent)
 
     def sample_latents(self, cond: IP2PConditions, params: SamplingConfig,
-                       progress: Progress | None = None) -> torch.Tensor:
-        """Video latents (B, C, T, h, w) from seeded noise with IP2P + adaptive guidance."""
+                       progress: Progress | None = None, noise: torch.Tensor | None = None,
+                       scheduler: SchedulerMixin | None = None) -> torch.Tensor:
+        """Video latents (B, C, T, h, w) from seeded noise (or the given x_T) with IP2P + adaptive
+        guidance; `scheduler`: a fresh one made beforehand (the ONNX export traces this method and
+        must not trace the schedule's construction)."""
         cfg = self.model.cfg
         b, c, h, w = cond.image_latent.shape
         seeds = [params.seed + i for i in range(b)]
-        scheduler = make_scheduler(cfg, params.scheduler, params.steps)
+        scheduler = scheduler or make_scheduler(cfg, params.scheduler, params.steps)
         guidance = DualGuidance(params.image_guidance, params.text_guidance, params.guided_steps,
                                 self.batched_guidance, embedded=self.model.unet.guidance_embedded)
         self.net.dtype = DTYPES[params.dtype]
         frames, cond_index = clip_layout(cfg, params)
         if cfg.unet.cond_mask:  # tell the network which frame is the sticker
             cond = dataclasses.replace(cond, cond_mask=make_cond_mask(b, frames, cond_index))
-        noise = initial_noise((b, c, frames, h, w), seeds)
+        if noise is None:
+            noise = initial_noise((b, c, frames, h, w), seeds)
         self.net.calls.clear()
         residual = cfg.video_target == "residual"
         # The conditioning frame's clean value when anchored: the sticker, or a zero residual.
@@ -275,9 +267,3 @@ class TextToImagePipeline:
         with autocast(DTYPES[params.dtype]):
             rgba = self.model.vae.decode(latents[:, :, 0]).float()
         return to_images(rgba)
-
-
-def with_overrides(params: SamplingConfig, **changes) -> SamplingConfig:
-    """A copy of `params` with the non-None `changes` applied; guided_steps capped at steps."""
-    p = dataclasses.replace(params, **{k: v for k, v in changes.items() if v is not None})
-    return dataclasses.replace(p, guided_steps=min(p.guided_steps, p.steps))

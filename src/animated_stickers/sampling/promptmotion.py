@@ -19,11 +19,15 @@ Prompts that name no motion are left as the model made them; `prompt_motion = Fa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from ..data.motionwords import prompt_request
 from ..data.procedural import Component, fit_in_view, move_frames, requested_components
+
+if TYPE_CHECKING:
+    import torch
 
 MOTION_FPS = 8.0  # the speed words are judged at the rate clips play (8 frames = 1 s)
 
@@ -35,15 +39,22 @@ def prompt_components(prompt: str, alpha: np.ndarray, frames: int) -> list[Compo
     return fit_in_view(comps, alpha, frames) if comps else []
 
 
+def move_by_prompt(frames: np.ndarray, prompt: str, cond: int) -> np.ndarray | None:
+    """Straight RGBA frames (T, H, W, 4) in [0, 1] -> the same with the prompt's global motion, or None
+    when the prompt names no motion."""
+    comps = prompt_components(prompt, frames[cond, ..., 3], frames.shape[0])
+    return move_frames(frames, comps, cond) if comps else None
+
+
 def apply_prompt_motion(video: torch.Tensor, prompts: list[str], cond: int) -> torch.Tensor:
     """Straight RGBA videos (B, 4, T, H, W) in [0, 1] -> the same with each prompt's global motion (the
     input itself when no prompt names a motion)."""
+    import torch  # the ONNX pipeline (onnx_pipeline.py) uses move_by_prompt without torch
+
     out = video
     for i, prompt in enumerate(prompts):
-        frames = video[i].permute(1, 2, 3, 0).float().numpy()  # (4, T, H, W) -> (T, H, W, 4)
-        comps = prompt_components(prompt, frames[cond, ..., 3], frames.shape[0])
-        if comps:
+        moved = move_by_prompt(video[i].permute(1, 2, 3, 0).float().numpy(), prompt, cond)  # (T, H, W, 4)
+        if moved is not None:
             out = video.clone() if out is video else out  # copy once, only when something moves
-            moved = move_frames(frames, comps, cond)  # (T, H, W, 4)
             out[i] = torch.from_numpy(moved).permute(3, 0, 1, 2).to(video.dtype)  # -> (4, T, H, W)
     return out

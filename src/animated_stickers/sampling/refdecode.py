@@ -12,7 +12,6 @@ import logging
 import math
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..rgba import Placement, resize_image
@@ -50,13 +49,12 @@ def warn_no_decoder() -> None:
         log.warning("this model has no reference decoder: frames are decoded at its native size and upscaled")
 
 
-def references(has_decoder: bool, stickers: list[Sticker], canvas: int) -> tuple[torch.Tensor | None, list[Placement]]:
-    """The pipeline's hook: reference canvases (B, 4, S, S) straight RGBA in [0, 1] and the placements to
-    restore frames with; (None, the model-canvas placements) for a model without a decoder."""
+def references(has_decoder: bool, stickers: list[Sticker], canvas: int) -> tuple[np.ndarray | None, list[Placement]]:
+    """The pipelines' hook: reference canvases (B, S, S, 4) straight RGBA float32 in [0, 1] and the
+    placements to restore frames with; (None, the model-canvas placements) for a model without a decoder."""
     if not has_decoder:
         warn_no_decoder()
         return None, [s.placement for s in stickers]
     size = output_size(stickers, canvas)
     refs = [reference_canvas(s, size) for s in stickers]
-    arr = np.stack([np.asarray(im, np.float32) / 255.0 for im, _ in refs])  # (B, S, S, 4)
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous(), [p for _, p in refs]
+    return np.stack([np.asarray(im, np.float32) / 255.0 for im, _ in refs]), [p for _, p in refs]

@@ -1,0 +1,200 @@
+"""`stickers compile`: a model folder's sampling graphs as ONNX, for the torch-free fast path (issue 14).
+
+A cold `stickers animate` spent ~6 s importing torch, diffusers (which imports torch._dynamo) and
+transformers before it sampled anything. The graphs below hold everything the default sampling does
+with a network, so onnx_pipeline.py runs it with onnxruntime, numpy, OpenCV and Pillow only:
+
+    text     token ids (2, L) of [prompt, ""]        -> projected context (2, L, D)
+    encode   sticker canvas (1, 4, H, W) straight     -> c_I latents (1, C, h, w)
+    unet     x_t (1, C, T, h, w), t (1,), context (1, L, D), c_I (1, C, h, w), cond mask (1, T)
+             -> the network's prediction (1, C, T, h, w): one evaluation of an unguided step
+    decode   latents (1, C, T, h, w)                  -> straight RGBA frames (1, 4, T, H, W)
+    fuse     the reference decoder's fusion net: low frames (T, 4, h, w), warped sticker (T, 4, S, S)
+             and flow (T, 2, h, w) -> straight RGBA frames (T, 4, S, S), S = 256..512 (dynamic)
+
+The solver is not re-implemented: diffusers' own scheduler, run on basis vectors, gives its per-step
+arithmetic as a matrix (diffusion/sampler.solver_matrix), stored in manifest.json with the timesteps.
+(A graph with the whole solver loop unrolled took 9 s to load, longer than the sampling.) The tokenizer
+goes beside the graphs as tokenizer.json (the `tokenizers` library reads it); manifest.json also records
+the weights' digest, the compiled settings and each graph's measured difference from the torch modules
+on example inputs. ONNX is protobuf: nothing here is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..atomic import atomic_write_text
+from ..config import SamplingConfig
+from ..diffusion.guidance import IP2PConditions
+from ..diffusion.sampler import make_scheduler, solver_matrix
+from ..errors import UserError
+from ..models.decoder import _valid
+from ..models.unet import make_cond_mask
+from ..rgba import unpremultiply_tensor
+from .onnx_pipeline import COMPILED_DIR, FORMAT, compiled_settings, weights_digest
+from .pipeline import AnimatePipeline, check_params, clip_layout, load_stage_model
+
+OPSET = 18
+TOLERANCE = 1e-3  # max |onnxruntime - torch| / (1 + max |torch|) per graph on its example inputs
+
+
+class _Text(nn.Module):
+    """Token ids -> the UNet's projected context (one frozen encoder + its trainable projection)."""
+
+    def __init__(self, encoder: nn.Module, project: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.project = encoder, project
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        states = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+        return self.project([states])  # (N, L, D)
+
+
+class _Call(nn.Module):
+    """Any function of tensors as a module (for the exporter)."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor], *owners: nn.Module) -> None:
+        super().__init__()
+        self.fn, self.owners = fn, nn.ModuleList(owners)
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.fn(*args)
+
+
+class _Fuse(nn.Module):
+    """The reference decoder's per-frame fusion with its clamps: premultiplied in, straight RGBA out."""
+
+    def __init__(self, decoder: nn.Module) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, low: torch.Tensor, warped: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        return unpremultiply_tensor(self.decoder.fuse(low, _valid(warped), flow))
+
+
+def _export(module: nn.Module, args: tuple, names: list[str], path: Path, side: int | None = None) -> float:
+    """Export and check onnxruntime against torch on `args`; returns the relative difference.
+
+    By tracing (TorchScript's exporter): the solver's Python (diffusers' step index lookups) runs on
+    real values and its schedule becomes constants, which torch.export refuses as data-dependent.
+    `side`: the second input's last two axes are dynamic from `side` to 4 x `side` (the fusion net, via
+    torch.export: tracing cannot export its antialiased bicubic resize)."""
+    import onnxruntime as ort
+
+    module.eval()
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" x 4
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings: the schedule's Python numbers become constants
+        expected = module(*args).float().numpy()
+        if side is None:
+            torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET, input_names=names,
+                              output_names=["out"])
+        else:
+            dim = torch.export.Dim("side", min=side, max=4 * side)
+            shapes = {n: ({2: dim, 3: dim} if k == 1 else None) for k, n in enumerate(names)}
+            torch.onnx.export(module, args, dynamo=True, opset_version=OPSET, input_names=names,
+                              output_names=["out"], dynamic_shapes=shapes, verbose=False).save(str(path))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    wanted = {i.name for i in session.get_inputs()}  # unused inputs are dropped by the exporter
+    got = session.run(None, {n: a.numpy() for n, a in zip(names, args) if n in wanted})[0]
+    err = float(np.abs(got - expected).max() / (1 + np.abs(expected).max()))
+    if not err <= TOLERANCE:
+        raise UserError(f"compile: the ONNX graph {path.name} differs from torch by {err:.2e} "
+                        f"(expected at most {TOLERANCE:g}); the torch pipeline still works")
+    return err
+
+
+def compile_model(folder: str | Path | None = None, params: SamplingConfig | None = None,
+                  log: Callable[[str], None] = print) -> Path:
+    """Write `<model folder>/onnx/` (replacing an older one atomically); returns its path."""
+    from .pipeline import DEFAULT_MODEL_DIR
+
+    model = load_stage_model(folder, "video", DEFAULT_MODEL_DIR)
+    root = Path(model.source)
+    cfg = model.cfg
+    params = check_params(params or model.sampling)
+    frames, cond = clip_layout(cfg, params)
+    if params.image_guidance != 1.0 or params.text_guidance != 1.0:
+        raise UserError(f"compile: guidance {params.image_guidance}/{params.text_guidance}: expected 1/1, one "
+                        "network evaluation per step (guided sampling runs on the torch engine)")
+    if len(cfg.text.encoders) != 1:
+        raise UserError(f"compile: model '{root}' has {len(cfg.text.encoders)} text encoders: expected 1")
+    encoder = model.text.encoders[0]
+    if not getattr(encoder.tokenizer, "is_fast", False):
+        raise UserError(f"compile: text encoder '{encoder.spec.kind}' has no fast tokenizer (tokenizer.json)")
+    pipe = AnimatePipeline(model)
+    out, tmp = root / COMPILED_DIR, root / f".{COMPILED_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    torch.manual_seed(0)
+    c, s, h = cfg.vae.latent_channels, cfg.resolution, cfg.latent_size
+    length = encoder.spec.max_length
+    tok = encoder.tokenizer(["waving hello", ""], padding="max_length", truncation=True, max_length=length,
+                            return_tensors="pt")
+    parity = {}
+
+    log("compile: text encoder")
+    text = _Text(encoder.model, model.unet.context_proj)
+    parity["text"] = _export(text, (tok.input_ids, tok.attention_mask), ["ids", "mask"], tmp / "text.onnx")
+    encoder.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+
+    log("compile: VAE encoder")
+    canvas = torch.rand(1, 4, s, s)
+    parity["encode"] = _export(_Call(model.vae.encode, model.vae), (canvas,), ["canvas"], tmp / "encode.onnx")
+
+    log(f"compile: denoiser ({params.scheduler}, {params.steps} steps, {frames} frames)")
+    scheduler = make_scheduler(cfg, params.scheduler, params.steps)
+    try:
+        solver = solver_matrix(scheduler)
+    except ValueError as e:
+        raise UserError(f"compile: scheduler '{params.scheduler}': {e}; expected dpm, dpm-lu or ddim") from None
+    context = text(tok.input_ids, tok.attention_mask).detach()  # (2, L, D)
+    image = model.vae.encode(canvas).detach()
+    noise = torch.randn(1, c, frames, h, h)
+    mask = make_cond_mask(1, frames, cond)  # (1, T); unused (dropped) by a model without a mask channel
+    model.unet.set_context_once(True)
+    parity["unet"] = _export(model.unet, (noise, scheduler.timesteps[:1], context[:1], image, mask),
+                             ["x", "t", "context", "image_latent", "cond_mask"], tmp / "unet.onnx")
+    latents = pipe.sample_latents(IP2PConditions(context[:1], context[1:], image), params, noise=noise)
+    nfe = pipe.stats["nfe"]
+
+    log("compile: VAE decoder")
+    parity["decode"] = _export(_Call(model.vae.decode, model.vae), (latents,), ["latents"], tmp / "decode.onnx")
+
+    if model.decoder is not None:
+        log("compile: reference decoder")
+        low = torch.rand(frames, 4, s, s)
+        warped, flow = torch.rand(frames, 4, 2 * s, 2 * s), torch.randn(frames, 2, s, s)
+        parity["fuse"] = _export(_Fuse(model.decoder), (low, warped, flow), ["low", "warped", "flow"],
+                                 tmp / "fuse.onnx", side=s)
+
+    manifest = {"format": FORMAT, "digest": weights_digest(root), "settings": compiled_settings(params, frames, cond),
+                "nfe": nfe, "solver": {
+                    "timesteps": [int(t) for t in scheduler.timesteps],
+                    "alpha_bar": [float(scheduler.alphas_cumprod[int(t)]) for t in scheduler.timesteps],
+                    "rows": solver.tolist(), "prediction_type": cfg.prediction_type,
+                    "residual": cfg.video_target == "residual"},
+                "canvas": s, "latent": [c, frames, h, h], "text": {"max_length": length},
+                "decoder": None if model.decoder is None else {"flow_preset": model.decoder.cfg.flow_preset},
+                "parity": {k: float(f"{v:.3g}") for k, v in parity.items()},
+                "versions": {"torch": torch.__version__, "opset": OPSET}}
+    atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    old = root / f".{COMPILED_DIR}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    log(f"compile: wrote {out} (max relative difference from torch {max(parity.values()):.1e})")
+    return out
+

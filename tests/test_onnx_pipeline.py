@@ -1,0 +1,130 @@
+"""The compiled (ONNX) fast path: same frames as the torch pipeline, without importing torch; stale or
+other-settings compiles fall back to torch (sampling/onnx_export.py, sampling/onnx_pipeline.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from animated_stickers.cli import app
+from animated_stickers.config import SamplingConfig
+from animated_stickers.errors import UserError
+from animated_stickers.models.checkpoint import save_model
+from animated_stickers.models.decoder import ReferenceDecoder
+from animated_stickers.sampling.onnx_export import compile_model
+from animated_stickers.sampling.onnx_pipeline import OnnxPipeline
+from animated_stickers.sampling.params import with_overrides
+from animated_stickers.sampling.pipeline import AnimatePipeline
+from animated_stickers.sampling.preprocess import prepare_sticker
+from sampling_support import one_thread, sticker, tiny_model  # noqa: F401 (fixture)
+
+SETTINGS = SamplingConfig(scheduler="dpm", steps=4, image_guidance=1.0, text_guidance=1.0, guided_steps=0)
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """A random tiny model with a (non-trivial) reference decoder, saved and compiled."""
+    torch.set_num_threads(1)
+    model = tiny_model(seed=3)
+    model.decoder = ReferenceDecoder()
+    with torch.no_grad():  # the fresh fusion net is the identity: make its gate do something
+        model.decoder.net[-1].weight.normal_(0, 0.05)
+        model.decoder.net[-1].bias.fill_(0.5)
+    model.sampling = SETTINGS
+    folder = tmp_path_factory.mktemp("compiled") / "model"
+    save_model(model, folder)
+    compile_model(folder, log=lambda _: None)
+    return folder
+
+
+def _frames(seq) -> np.ndarray:
+    return np.stack([np.asarray(f, np.float32) / 255 for f in seq])  # (T, H, W, 4)
+
+
+def test_the_onnx_pipeline_makes_the_torch_pipelines_frames(compiled):
+    image = sticker(300, 200)
+    s = prepare_sticker(image, "ellipse", 64)
+    for prompt in ("bouncing up and down", "a happy face"):  # with and without prompt motion
+        params = dataclasses.replace(SETTINGS, seed=7)
+        want = _frames(AnimatePipeline.from_dir(compiled).animate_stickers([s], [prompt], params)[0])
+        fast = OnnxPipeline.open(compiled, threads=1)
+        got = _frames(fast.animate_stickers([s], [prompt], params)[0])
+        assert got.shape == want.shape == (8, 200, 300, 4)
+        assert np.abs(got - want).mean() < 1e-3, prompt
+        assert np.quantile(np.abs(got - want), 0.999) < 0.02, prompt
+        other = _frames(fast.animate_stickers([s], [prompt], dataclasses.replace(params, seed=8))[0])
+        assert np.abs(other - got).mean() > 10 * np.abs(got - want).mean()  # the seed matters, as in torch
+
+
+def test_only_the_compiled_settings_and_current_weights_are_served(compiled, tmp_path):
+    fast = OnnxPipeline.open(compiled)
+    assert fast.supports(SETTINGS)
+    assert fast.supports(with_overrides(SETTINGS, seed=5, prompt_motion=False, paste_input=True))
+    for changed in ({"steps": 5}, {"scheduler": "ddim"}, {"num_frames": 16}, {"cond_frame": 0},
+                    {"image_guidance": 2.0}, {"dtype": "bfloat16"}):
+        assert not fast.supports(with_overrides(SETTINGS, **changed)), changed
+    with pytest.raises(UserError, match="compiled for"):
+        fast.animate_stickers([prepare_sticker(sticker(), "s", 64)], ["x"], with_overrides(SETTINGS, steps=5))
+    # Other weights in the folder: the compile is stale and ignored.
+    stale = tmp_path / "model"
+    stale.mkdir()
+    for p in compiled.iterdir():
+        (stale / p.name).symlink_to(p)
+    (stale / "unet.safetensors").unlink()
+    save_model(tiny_model(seed=4), tmp_path / "other")
+    (stale / "unet.safetensors").symlink_to(tmp_path / "other" / "unet.safetensors")
+    assert OnnxPipeline.open(stale) is None
+    assert OnnxPipeline.open(tmp_path / "other") is None  # never compiled
+    png = tmp_path / "s.png"
+    sticker().save(png)
+    r = CliRunner().invoke(app, ["animate", str(png), "-p", "hi", "-o", str(tmp_path / "a.webp"), "--model",
+                                 str(stale)])
+    assert r.exit_code == 0, r.output
+    assert "compiled from other weights" in r.output  # said, then the torch engine animates
+
+
+def test_bench_measures_the_compiled_engine(compiled):
+    from animated_stickers.sampling.bench import run_bench
+
+    result = run_bench(model=compiled, only=["onnx", "distilled-onnx"], batch=2, threads=1, ablate=False,
+                       decoder=False)
+    onnx, distilled = result["configs"]
+    assert onnx["name"] == "onnx" and onnx["nfe"] == SETTINGS.steps
+    assert onnx["seconds_per_sticker"] > 0 and onnx["floor_ratio"] >= 1.0
+    assert set(onnx["floor_parts"]) == {"unet_s", "vae_decode_s", "vae_encode_s", "text_encode_s"}
+    assert "skipped" in distilled  # no --distilled folder given
+
+
+def test_cli_animate_runs_the_compile_without_importing_torch(compiled, tmp_path):
+    png, out = tmp_path / "s.png", tmp_path / "out" / "s.webp"
+    sticker().save(png)
+    code = ("import sys; sys.argv = ['stickers', 'animate', sys.argv[1], '-p', 'spinning around', '-o', sys.argv[2],"
+            " '--model', sys.argv[3], '--engine', 'onnx', '--threads', '1']\n"
+            "from animated_stickers.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(json.dumps(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", "import json\n" + code, str(png), str(out), str(compiled)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+    assert out.is_file() and out.stat().st_size > 0
+
+
+def test_cli_engine_onnx_says_what_to_compile(compiled, tmp_path):
+    png = tmp_path / "s.png"
+    sticker().save(png)
+    r = CliRunner().invoke(app, ["animate", str(png), "-p", "hi", "-o", str(tmp_path / "a.webp"), "--model",
+                                 str(compiled), "--engine", "onnx", "--steps", "5"])
+    assert r.exit_code != 0
+    assert "stickers compile" in r.output and len(r.output.strip().splitlines()) == 1
+    r = CliRunner().invoke(app, ["animate", str(png), "-p", "hi", "-o", str(tmp_path / "b.webp"), "--model",
+                                 str(compiled), "--steps", "5"])  # auto: the torch engine takes other settings
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "b.webp").is_file()
