@@ -62,3 +62,31 @@ def test_ddpm_is_stochastic_but_reproducible_with_its_generators():
 
     assert torch.equal(run(3), run(3))
     assert not torch.equal(run(3), run(4))
+
+
+@pytest.mark.parametrize(("name", "steps"), [("dpm", 15), ("dpm", 4), ("dpm-lu", 6), ("ddim", 4)])
+def test_the_solver_matrix_replays_the_scheduler(name, steps):
+    """The ONNX engine's solver (rows over [x_T, out_0, ...]) lands where diffusers does, with a model
+    whose output depends on x_t and t (so the rows must also give the right x_i to evaluate it at)."""
+    from animated_stickers.diffusion.sampler import solver_matrix
+
+    cfg = model_config("tiny")
+    rows = solver_matrix(make_scheduler(cfg, name, steps))
+    assert rows.shape == (steps + 1, steps + 1)
+    assert torch.equal(rows[0], torch.eye(steps + 1, dtype=torch.float64)[0])  # x_0 seen = x_T
+    x_t = initial_noise((1, 8, 2, 4, 4), [3])
+    model = perfect_model(cfg, torch.tanh(torch.linspace(-2, 2, 256)).reshape(1, 8, 2, 4, 4))
+    want = sample(model, make_scheduler(cfg, name, steps), x_t)
+    basis = [x_t.double()]
+    for i, t in enumerate(make_scheduler(cfg, name, steps).timesteps):
+        x = sum(c * b for c, b in zip(rows[i], basis))
+        basis.append(model(x.float(), t, i).double())
+    got = sum(c * b for c, b in zip(rows[-1], basis))
+    assert torch.allclose(got.float(), want, atol=1e-4), (got.float() - want).abs().max()
+
+
+def test_a_solver_that_draws_noise_has_no_matrix():
+    from animated_stickers.diffusion.sampler import solver_matrix
+
+    with pytest.raises(ValueError, match="linear"):
+        solver_matrix(make_scheduler(model_config("tiny"), "ddpm", 4))

@@ -161,10 +161,11 @@ def test_bad_input_gives_one_error_line_and_no_output(case, models, images, tmp_
 
 
 def test_missing_default_weights_is_one_clear_line(images, tmp_path, monkeypatch):
-    from animated_stickers.sampling import pipeline
+    from animated_stickers.sampling import cli, onnx_pipeline, pipeline
 
-    monkeypatch.setattr(pipeline, "DEFAULT_MODEL_DIR", tmp_path / "weights" / "tiny")
-    r = run("animate", images[0], "--prompt", "waving", "--out", tmp_path / "o.webp", *FAST)
+    for module in (pipeline, onnx_pipeline, cli):  # both engines look for the default model
+        monkeypatch.setattr(module, "DEFAULT_MODEL_DIR", tmp_path / "weights" / "tiny")
+    r = run("animate", images[0], "--prompt", "waving", "--out", tmp_path / "o.webp")
     assert r.exit_code != 0 and len(r.stderr.strip().splitlines()) == 1
     assert "default model" in r.stderr and "--model" in r.stderr
     assert not (tmp_path / "o.webp").exists()

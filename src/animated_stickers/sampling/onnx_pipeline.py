@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..checks import check_prompt
 from ..config import DEFAULT_MODEL_DIR, ConfigError, SamplingConfig, from_dict
 from ..cpu import available_cores
 from ..diffusion.anchor import output_for_x0
@@ -32,7 +31,7 @@ from ..diffusion.noise import seeded_normal
 from ..errors import UserError
 from ..flow import flows_to_frame, warp_along
 from ..rgba import array_to_images, images_to_array, premultiply, restore_from_square
-from .params import check_params
+from .params import check_params, prompts_per_sticker
 from .preprocess import Sticker
 from .promptmotion import move_by_prompt
 from .refdecode import references
@@ -149,13 +148,7 @@ class OnnxPipeline:
     def animate_stickers(self, stickers: list[Sticker], prompts: list[str], params: SamplingConfig | None = None,
                          progress: Progress | None = None) -> list[list[Image.Image]]:
         """Per sticker, `frames` RGBA frames at the input's own size (as AnimatePipeline.animate_stickers)."""
-        if not stickers:
-            raise UserError("no images given: expected at least one sticker")
-        if len(prompts) == 1 and len(stickers) > 1:
-            prompts = prompts * len(stickers)
-        if len(prompts) != len(stickers):
-            raise UserError(f"{len(prompts)} prompts for {len(stickers)} images: expected one each (or one for all)")
-        prompts = [check_prompt(p) for p in prompts]
+        prompts = prompts_per_sticker(prompts, len(stickers))
         params = check_params(params or self.sampling)
         if not self.supports(params):
             raise UserError(f"model '{self.folder}' was compiled for {self.manifest['settings']}: "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..checks import check_prompt
 from ..config import SCHEDULERS, SamplingConfig
 from ..errors import UserError
 
@@ -42,3 +43,14 @@ def with_overrides(params: SamplingConfig, **changes) -> SamplingConfig:
     """A copy of `params` with the non-None `changes` applied; guided_steps capped at steps."""
     p = dataclasses.replace(params, **{k: v for k, v in changes.items() if v is not None})
     return dataclasses.replace(p, guided_steps=min(p.guided_steps, p.steps))
+
+
+def prompts_per_sticker(prompts: list[str], stickers: int) -> list[str]:
+    """One checked prompt per sticker of a call (one prompt for all is repeated); UserError otherwise."""
+    if not stickers:
+        raise UserError("no images given: expected at least one sticker")
+    if len(prompts) == 1 and stickers > 1:
+        prompts = prompts * stickers
+    if len(prompts) != stickers:
+        raise UserError(f"{len(prompts)} prompts for {stickers} images: expected one each (or one for all)")
+    return [check_prompt(p) for p in prompts]

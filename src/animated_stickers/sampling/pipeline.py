@@ -44,7 +44,7 @@ from ..models.checkpoint import (
 from ..models.unet import default_cond_index, make_cond_mask
 from ..rgba import array_to_images, images_to_array, restore_from_square
 from .optimize import FastUNet, SpeedOptions, autocast
-from .params import MAX_FRAMES, MAX_SEED, check_params, with_overrides  # noqa: F401 (re-exported)
+from .params import MAX_FRAMES, MAX_SEED, check_params, prompts_per_sticker, with_overrides  # noqa: F401 (re-exported)
 from .preprocess import Sticker, prepare_sticker
 from .promptmotion import apply_prompt_motion
 from .refdecode import references
@@ -134,13 +134,7 @@ class AnimatePipeline:
     def animate_stickers(self, stickers: list[Sticker], prompts: list[str], params: SamplingConfig | None = None,
                          progress: Progress | None = None) -> list[list[Image.Image]]:
         """Like `animate` for already prepared stickers (preprocess.prepare_sticker)."""
-        if not stickers:
-            raise UserError("no images given: expected at least one sticker")
-        if len(prompts) == 1 and len(stickers) > 1:
-            prompts = prompts * len(stickers)
-        if len(prompts) != len(stickers):
-            raise UserError(f"{len(prompts)} prompts for {len(stickers)} images: expected one each (or one for all)")
-        prompts = [check_prompt(p) for p in prompts]
+        prompts = prompts_per_sticker(prompts, len(stickers))
         params = check_params(params or self.model.sampling)
         # With a reference decoder: frames at the input's own size (up to 512 px), see refdecode.py.
         reference, placements = references(self.model.decoder is not None, stickers, self.model.cfg.resolution)

@@ -111,6 +111,15 @@ RECIPES: dict[str, dict] = {
         _stage("distill-4", "distill-steps", 600, lr=5e-5, batch_size=4, student_steps=4,
                data={"fluent-anim": 1.0, "procedural": 1.0}, ema_decay=0.99, warmup=20, checkpoint_every=50),
     ]},
+    # Issue 14's comparisons, from a finished tiny model (--init): consistency distillation to 4 LCM steps
+    # and progressive 4 -> 2 steps (--init the distill-4 student). Measured in weights/tiny/MODEL_CARD.md.
+    "tiny-distill-compare": {"name": "tiny-distill-compare", "preset": "tiny",
+                             "sampling": {"image_guidance": 1.0, "text_guidance": 1.0}, "stages": [
+        _stage("distill-lcm-4", "distill-consistency", 600, lr=5e-5, batch_size=4, student_steps=4,
+               data={"fluent-anim": 1.0, "procedural": 1.0}, ema_decay=0.99, warmup=20, checkpoint_every=50),
+        _stage("distill-2", "distill-steps", 300, lr=5e-5, batch_size=4, student_steps=2,
+               data={"fluent-anim": 1.0, "procedural": 1.0}, ema_decay=0.99, warmup=20, checkpoint_every=50),
+    ]},
     # Paper 3.1 example: [256p, freeze, 4 fps, eps] -> [512p, freeze, 4 fps, eps] -> [512p, unfreeze, 8 fps, v].
     "paper-example": {"name": "paper-example", "preset": "lg", "stages": [
         _stage("256p-freeze-4fps-eps", "video", 100000, resolution=256, freeze_spatial=True, fps="4",
