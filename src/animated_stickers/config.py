@@ -111,6 +111,12 @@ class ModelConfig:
 
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "weights" / "tiny"  # the bundled default model
+def cond_index_at(frames: int, cond: int, num_frames: int) -> int:
+    """The conditioning frame of a `num_frames` clip for a model trained on `frames` with frame `cond`:
+    its own index at its own length, else the middle frame by the same rule (3 of 8, 7 of 16)."""
+    return cond if num_frames == frames else (num_frames - 1) // 2
+
+
 SCHEDULERS = ("dpm", "dpm-lu", "ddim", "ddpm", "lcm")
 
 

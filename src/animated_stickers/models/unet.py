@@ -14,7 +14,7 @@ from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
-from ..config import ModelConfig, UNetConfig
+from ..config import ModelConfig, UNetConfig, cond_index_at
 from .temporal import (
     ContextOnceAttnProcessor,
     FrameContext,
@@ -207,7 +207,7 @@ class StickerUNet(nn.Module):
 def default_cond_index(cfg: ModelConfig, num_frames: int) -> int:
     """The model's conditioning frame for a clip of `num_frames`: its own index at its own length,
     else the middle frame by the same rule (3 of 8, 7 of 16)."""
-    return cfg.cond_frame if num_frames == cfg.num_frames else (num_frames - 1) // 2
+    return cond_index_at(cfg.num_frames, cfg.cond_frame, num_frames)
 
 
 def make_cond_mask(batch: int, num_frames: int, cond_index: int | torch.Tensor, device=None) -> torch.Tensor:

@@ -279,12 +279,8 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{current.folder / 'onnx'} is current (use --force to compile again)")
                 return
         from .onnx_export import compile_model
-        from .params import check_params, with_overrides
-        from .pipeline import load_stage_model
 
-        sampling = load_stage_model(model, "video", DEFAULT_MODEL_DIR).sampling
-        compile_model(model, check_params(with_overrides(sampling, steps=steps, scheduler=scheduler,
-                                                         num_frames=frames)), log=typer.echo)
+        compile_model(model, log=typer.echo, steps=steps, scheduler=scheduler, num_frames=frames)
 
     @app.command()
     @one_line_errors

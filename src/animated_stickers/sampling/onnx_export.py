@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_write_text
-from ..config import SamplingConfig
+from ..config import DEFAULT_MODEL_DIR
 from ..diffusion.guidance import IP2PConditions
 from ..diffusion.sampler import make_scheduler, solver_matrix
 from ..errors import UserError
@@ -42,7 +42,8 @@ from ..models.decoder import _valid
 from ..models.unet import make_cond_mask
 from ..rgba import unpremultiply_tensor
 from .onnx_pipeline import COMPILED_DIR, FORMAT, compiled_settings, weights_digest
-from .pipeline import AnimatePipeline, check_params, clip_layout, load_stage_model
+from .params import check_params, with_overrides
+from .pipeline import AnimatePipeline, clip_layout, load_stage_model
 
 OPSET = 18
 TOLERANCE = 1e-3  # max |onnxruntime - torch| / (1 + max |torch|) per graph on its example inputs
@@ -114,15 +115,13 @@ def _export(module: nn.Module, args: tuple, names: list[str], path: Path, side: 
     return err
 
 
-def compile_model(folder: str | Path | None = None, params: SamplingConfig | None = None,
-                  log: Callable[[str], None] = print) -> Path:
-    """Write `<model folder>/onnx/` (replacing an older one atomically); returns its path."""
-    from .pipeline import DEFAULT_MODEL_DIR
-
+def compile_model(folder: str | Path | None = None, log: Callable[[str], None] = print, **overrides) -> Path:
+    """Write `<model folder>/onnx/` (replacing an older one atomically) for the model's sampling settings
+    with `overrides` (SamplingConfig fields; None keeps the model's); returns its path."""
     model = load_stage_model(folder, "video", DEFAULT_MODEL_DIR)
     root = Path(model.source)
     cfg = model.cfg
-    params = check_params(params or model.sampling)
+    params = check_params(with_overrides(model.sampling, **overrides))
     frames, cond = clip_layout(cfg, params)
     if params.image_guidance != 1.0 or params.text_guidance != 1.0:
         raise UserError(f"compile: guidance {params.image_guidance}/{params.text_guidance}: expected 1/1, one "

@@ -31,7 +31,7 @@ from ..diffusion.noise import seeded_normal
 from ..errors import UserError
 from ..flow import flows_to_frame, warp_along
 from ..rgba import array_to_images, images_to_array, premultiply, restore_from_square
-from .params import check_params, prompts_per_sticker
+from .params import check_params, clip_layout, prompts_per_sticker
 from .preprocess import Sticker
 from .promptmotion import move_by_prompt
 from .refdecode import references
@@ -95,6 +95,8 @@ class OnnxPipeline:
         names = GRAPHS + (("fuse",) if manifest.get("decoder") else ())
         self.sessions = {n: ort.InferenceSession(str(folder / COMPILED_DIR / f"{n}.onnx"), opts,
                                                  providers=["CPUExecutionProvider"]) for n in names}
+        # The exporter drops inputs a graph does not use: feed each graph only its own.
+        self.inputs = {n: {i.name for i in s.get_inputs()} for n, s in self.sessions.items()}
         self.tokenizer = self._tokenizer(int(manifest["text"]["max_length"]))
         self.stats: dict[str, float] = {}
 
@@ -129,16 +131,7 @@ class OnnxPipeline:
 
     def layout(self, params: SamplingConfig) -> tuple[int, int]:
         """(frames, conditioning index) of a call, by the compiled defaults."""
-        frames = params.num_frames or self.manifest["settings"]["num_frames"]
-        if params.cond_frame is not None:
-            cond = params.cond_frame
-        elif frames == self.manifest["settings"]["num_frames"]:
-            cond = self.manifest["settings"]["cond_frame"]
-        else:
-            cond = (frames - 1) // 2  # models/unet.default_cond_index at another length
-        if not 0 <= cond < frames:
-            raise UserError(f"cond_frame={cond}: expected 0 to {frames - 1} for {frames} frames")
-        return frames, cond
+        return clip_layout(params, self.manifest["settings"]["num_frames"], self.manifest["settings"]["cond_frame"])
 
     def supports(self, params: SamplingConfig) -> bool:
         """Whether these settings are the compiled ones (else use the torch pipeline)."""
@@ -157,10 +150,10 @@ class OnnxPipeline:
         reference, placements = references(self.manifest.get("decoder") is not None, stickers, self.resolution)
         self.stats = {"nfe": 0.0}
         out = []
+        steps = len(self.manifest["solver"]["timesteps"])
         for i, (sticker, prompt, placement) in enumerate(zip(stickers, prompts, placements)):
-            steps = len(self.manifest["solver"]["timesteps"])
 
-            def step_done(k: int, i: int = i, steps: int = steps) -> None:  # the bar over all stickers
+            def step_done(k: int, i: int = i) -> None:  # the bar over all stickers
                 if progress is not None:
                     progress(params.steps * (i * steps + k) // (len(stickers) * steps), params.steps)
 
@@ -177,10 +170,8 @@ class OnnxPipeline:
 
     # ------------------------------------------------------------------ steps
     def _run(self, graph: str, **inputs: np.ndarray) -> np.ndarray:
-        session = self.sessions[graph]
         t0 = time.perf_counter()
-        wanted = {i.name for i in session.get_inputs()}  # the exporter drops inputs a graph does not use
-        out = session.run(None, {k: v for k, v in inputs.items() if k in wanted})[0]
+        out = self.sessions[graph].run(None, {k: v for k, v in inputs.items() if k in self.inputs[graph]})[0]
         key = STAT_KEYS.get(graph, f"{graph}_s")
         self.stats[key] = self.stats.get(key, 0.0) + time.perf_counter() - t0
         return out

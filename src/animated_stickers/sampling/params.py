@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..checks import check_prompt
-from ..config import SCHEDULERS, SamplingConfig
+from ..config import SCHEDULERS, SamplingConfig, cond_index_at
 from ..errors import UserError
 
 DTYPE_NAMES = ("float32", "bfloat16")
@@ -43,6 +43,16 @@ def with_overrides(params: SamplingConfig, **changes) -> SamplingConfig:
     """A copy of `params` with the non-None `changes` applied; guided_steps capped at steps."""
     p = dataclasses.replace(params, **{k: v for k, v in changes.items() if v is not None})
     return dataclasses.replace(p, guided_steps=min(p.guided_steps, p.steps))
+
+
+def clip_layout(params: SamplingConfig, frames: int, cond: int) -> tuple[int, int]:
+    """(frames, conditioning index) of a call: the params' choice, else the defaults of a model trained on
+    `frames` with frame `cond` (config.cond_index_at)."""
+    t = params.num_frames or frames
+    c = params.cond_frame if params.cond_frame is not None else cond_index_at(frames, cond, t)
+    if not 0 <= c < t:
+        raise UserError(f"cond_frame={c}: expected 0 to {t - 1} for {t} frames")
+    return t, c
 
 
 def prompts_per_sticker(prompts: list[str], stickers: int) -> list[str]:

@@ -22,7 +22,6 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
@@ -41,16 +40,14 @@ from ..models.checkpoint import (
     load_model,
     read_config,
 )
-from ..models.unet import default_cond_index, make_cond_mask
+from ..models.unet import make_cond_mask
 from ..rgba import array_to_images, images_to_array, restore_from_square
 from .optimize import FastUNet, SpeedOptions, autocast
 from .params import MAX_FRAMES, MAX_SEED, check_params, prompts_per_sticker, with_overrides  # noqa: F401 (re-exported)
+from .params import clip_layout as params_layout
 from .preprocess import Sticker, prepare_sticker
 from .promptmotion import apply_prompt_motion
 from .refdecode import references
-
-if TYPE_CHECKING:
-    from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 Progress = Callable[[int, int], None]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # keys: params.DTYPE_NAMES
@@ -76,11 +73,7 @@ def load_stage_model(path: str | Path | None, stage: str, default: Path, flag: s
 
 def clip_layout(cfg, params: SamplingConfig) -> tuple[int, int]:
     """(frames, conditioning index) of a call: the params' choice, else the model's defaults."""
-    t = params.num_frames or cfg.num_frames
-    c = default_cond_index(cfg, t) if params.cond_frame is None else params.cond_frame
-    if not 0 <= c < t:
-        raise UserError(f"cond_frame={c}: expected 0 to {t - 1} for {t} frames")
-    return t, c
+    return params_layout(params, cfg.num_frames, cfg.cond_frame)
 
 
 def to_tensor(images: list[Image.Image]) -> torch.Tensor:
@@ -179,15 +172,13 @@ class AnimatePipeline:
         return IP2PConditions(context=context[:-1], null_context=null, image_latent=image_latent)
 
     def sample_latents(self, cond: IP2PConditions, params: SamplingConfig,
-                       progress: Progress | None = None, noise: torch.Tensor | None = None,
-                       scheduler: SchedulerMixin | None = None) -> torch.Tensor:
+                       progress: Progress | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Video latents (B, C, T, h, w) from seeded noise (or the given x_T) with IP2P + adaptive
-        guidance; `scheduler`: a fresh one made beforehand (the ONNX export traces this method and
-        must not trace the schedule's construction)."""
+        guidance."""
         cfg = self.model.cfg
         b, c, h, w = cond.image_latent.shape
         seeds = [params.seed + i for i in range(b)]
-        scheduler = scheduler or make_scheduler(cfg, params.scheduler, params.steps)
+        scheduler = make_scheduler(cfg, params.scheduler, params.steps)
         guidance = DualGuidance(params.image_guidance, params.text_guidance, params.guided_steps,
                                 self.batched_guidance, embedded=self.model.unet.guidance_embedded)
         self.net.dtype = DTYPES[params.dtype]
