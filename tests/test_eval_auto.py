@@ -15,7 +15,7 @@ from animated_stickers.eval.auto import (
     judge,
     summarise,
 )
-from animated_stickers.eval.broken import add_white_outline, outline_lag
+from animated_stickers.eval.broken import add_white_outline, colour_blobs, outline_lag
 from animated_stickers.eval.calibrate import choose_threshold
 from animated_stickers.eval.thresholds import Threshold, load_thresholds
 
@@ -147,6 +147,28 @@ def test_outline_left_behind_fails_outline(good, th):
     lagging = outline_lag(good, COND, np.random.default_rng(0))
     res = verdicts(lagging, outlined[COND], th)
     assert not res["outline"]["pass"]
+
+
+def test_colour_blobs_fail_blobs_only_where_the_input_cannot_explain_them(good, th):
+    # The moving disc is explained by the flow (value 0); six small discs of foreign colour per frame
+    # on the body's edge (each ~0.8% of this small body) are not, and they fail `blobs`.
+    assert verdicts(good, good[COND], th)["blobs"]["value"] == pytest.approx(0.0, abs=1e-3)
+    smeared = colour_blobs(good, COND, np.random.default_rng(3), radius=0.02)
+    res = verdicts(smeared, good[COND], th)
+    assert not res["blobs"]["pass"] and res["blobs"]["details"]["frames_with_blobs"] == T - 1
+    # One large, coherent new part (a second body stepping in, as a paw does in a real clip) is motion,
+    # not a blob: bigger than any blob, it is not counted (only slivers of its edge where the flow tears).
+    big = good.copy()
+    big[5] = np.maximum(big[5], disc_frames([(20.0, 100.0)], radii=[(14.0, 14.0)])[0])
+    stepped_in = verdicts(big, good[COND], th)["blobs"]
+    assert stepped_in["pass"] and stepped_in["value"] < 0.2 * res["blobs"]["value"]
+
+
+def test_summary_keeps_the_nine_beside_all_criteria(th):
+    ok = {n: {"value": 1.0, "threshold": 0.0, "pass": True, "details": {}} for n in th}
+    blobby = {n: dict(v, **{"pass": n != "blobs"}) for n, v in ok.items()}
+    s = summarise([StickerResult("a", ok), StickerResult("b", blobby)], th)
+    assert s["all_criteria"]["passed"] == 1 and s["all_nine"]["passed"] == 2
 
 
 def test_different_sizes_and_uint8_are_brought_to_one_canvas(good, th):

@@ -63,6 +63,17 @@ def test_the_onnx_pipeline_makes_the_torch_pipelines_frames(compiled):
         assert np.abs(other - got).mean() > 10 * np.abs(got - want).mean()  # the seed matters, as in torch
 
 
+def test_a_failed_compile_keeps_the_old_graphs_and_leaves_nothing_behind(compiled, monkeypatch):
+    import animated_stickers.sampling.onnx_export as onnx_export
+
+    before = (compiled / "onnx" / "manifest.json").read_text()
+    monkeypatch.setattr(onnx_export, "TOLERANCE", -1.0)  # every parity check fails
+    with pytest.raises(UserError, match="differs from torch"):
+        compile_model(compiled, log=lambda _: None)
+    assert (compiled / "onnx" / "manifest.json").read_text() == before
+    assert not (compiled / ".onnx.tmp").exists()
+
+
 def test_only_the_compiled_settings_and_current_weights_are_served(compiled, tmp_path):
     fast = OnnxPipeline.open(compiled)
     assert fast.supports(SETTINGS)

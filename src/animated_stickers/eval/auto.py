@@ -22,6 +22,7 @@ from .detail import detail_ratio, frame_quality
 from .measures import (
     CRITERIA,
     CRITERION_NAMES,
+    NINE,
     Clip,
     colour_drift,
     default_cond_frame,
@@ -49,6 +50,11 @@ class StickerResult:
     @property
     def passed_all(self) -> bool:
         return all(v["pass"] for v in self.criteria.values())
+
+    @property
+    def passed_nine(self) -> bool:
+        """All of the nine criteria judged before `blobs` (comparable with earlier runs)."""
+        return all(self.criteria[n]["pass"] for n in NINE)
 
     def to_json(self) -> dict:
         return {
@@ -202,11 +208,13 @@ def summarise(results: list[StickerResult], thresholds: Mapping[str, Threshold])
             "median_value": float(np.median(values)) if values else None,
         }
     all_passed = sum(1 for r in results if r.passed_all)
+    nine_passed = sum(1 for r in results if r.passed_nine)
     return {
         "n": n,
         "n_failed_to_read": sum(1 for r in results if r.error),
         "criteria": crit,
         "all_criteria": {"passed": all_passed, "n": n, "pass_rate": all_passed / n if n else 0.0},
+        "all_nine": {"passed": nine_passed, "n": n, "pass_rate": nine_passed / n if n else 0.0},
         "detail_ratio": _quantiles(np.array([r.extra["detail_ratio"] for r in results if "detail_ratio" in r.extra])),
         "relevance": relevance_summary([r.extra.get("motion", {}) for r in results]),  # eval/relevance.py
     }

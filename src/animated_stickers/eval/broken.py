@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..rgba import premultiply
-from .imageops import blur, dilate, shift
+from .imageops import blur, dilate, erode, shift
 
 Breaker = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
@@ -126,6 +126,27 @@ def alpha_speckle(
     return out.astype(np.float32)
 
 
+def colour_blobs(
+    frames: np.ndarray, cond: int, rng: np.random.Generator, count: int = 6, radius: float = 0.025
+) -> np.ndarray:
+    """Smeared colour: `count` small opaque discs (radius 2.5% of the canvas) of colours the sticker does
+    not have, new in every frame but the conditioning one, each centred on the body's edge band."""
+    t, h, w, _ = frames.shape
+    out = frames.copy()
+    gy, gx = np.mgrid[:h, :w]
+    r = max(1.5, radius * max(h, w))
+    for i in range(t):
+        body = frames[i, ..., 3] > 0.5
+        band = np.flatnonzero(dilate(body, 2) & ~erode(body, 2))
+        if i == cond or band.size == 0:
+            continue
+        for p in rng.choice(band, size=min(count, band.size), replace=False):
+            cy, cx = divmod(int(p), w)
+            disc = (gy - cy) ** 2 + (gx - cx) ** 2 <= r * r
+            out[i][disc] = np.concatenate([rng.random(3), [1.0]])
+    return out.astype(np.float32)
+
+
 def add_white_outline(
     frames: np.ndarray, width: float = 0.025, masks: np.ndarray | None = None
 ) -> np.ndarray:
@@ -179,6 +200,7 @@ BREAKERS: dict[str, Breaker] = {
     "alpha_noise": alpha_speckle,
     "outline_lag": outline_lag,
     "detached_outline": detached_outline,
+    "colour_blobs": colour_blobs,
 }
 # Breakers whose output carries a white outline: judged against the outlined conditioning image.
 OUTLINED = {"outline_lag", "detached_outline"}
@@ -194,5 +216,6 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "alpha_noise": ("background",),
     "outline_lag": ("outline",),
     "detached_outline": ("outline",),
+    "colour_blobs": ("blobs",),
     "wrong_input": ("identity",),
 }

@@ -61,7 +61,7 @@ CLIP_FPS = 8.0  # generated clips: 8 frames at 8 fps (paper 3.1); only the speed
 
 def motion_relevance(frames: np.ndarray, cond: int, prompt: str | None, fps: float = CLIP_FPS) -> dict:
     """{'motion': {prompted, measured, words}} for a clip whose prompt names a motion, else {} (the
-    per-sticker record `stickers eval auto` keeps next to the nine criteria)."""
+    per-sticker record `stickers eval auto` keeps next to the calibrated criteria)."""
     want = prompt_motion(prompt or "")
     if want is None:
         return {}

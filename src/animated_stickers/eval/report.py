@@ -63,6 +63,9 @@ def summary_markdown(summary: dict) -> str:
         )
     a = summary["all_criteria"]
     rows.append(f"| **all criteria** | {a['passed']}/{a['n']} | {a['pass_rate']:.3f} | | |")
+    if "all_nine" in summary:  # the nine judged before `blobs`: comparable with earlier runs
+        a9 = summary["all_nine"]
+        rows.append(f"| all nine (without blobs) | {a9['passed']}/{a9['n']} | {a9['pass_rate']:.3f} | | |")
     d = summary.get("detail_ratio") or {}
     if d.get("n"):  # eval/detail.py: fine detail kept vs the input (real clips: 1.0-1.18)
         rows += ["", f"Detail ratio (output vs input): median {_fmt(d['median'])}, q10 {_fmt(d['q10'])}, "

@@ -1,9 +1,9 @@
 """Three automatic raters for `stickers hitl select --auto`, and agreement between raters.
 
-Each rater looks at the same judgment of a candidate (the nine calibrated criteria, eval/auto.py, and
+Each rater looks at the same judgment of a candidate (the calibrated criteria, eval/auto.py, and
 the prompt-motion relevance, eval/relevance.py) with its own weights and thresholds, and says "I would
 share it" or not, like one annotator ticking candidates (paper 2.3). The panel keeps what 2 of 3 choose.
-  auto-strict     all nine criteria pass at the calibrated thresholds
+  auto-strict     every criterion (the nine and blobs) passes at the calibrated thresholds
   auto-motion     motion criteria (existence, motion curves, looping) count three times, the measured
                   dominant motion matching the prompt's word counts twice; 85 % of the weight must pass
                   (so a candidate without motion never passes, one other criterion may fail)

@@ -35,7 +35,8 @@ def evaluate_model(name: str, model: Path, eval_prompts: Path, work: Path, progr
         write_results(work / name / "eval", [r.to_json() for r in results], summarise(results, th))
     s = json.loads(cached.read_text(encoding="utf-8"))
     rel = s.get("relevance", {})
-    return {"n": s["n"], "all_nine": s["all_criteria"]["pass_rate"], "relevance": rel.get("agreement"),
+    nine = s.get("all_nine", s["all_criteria"])  # the bar is on the nine (summaries before blobs: all)
+    return {"n": s["n"], "all_nine": nine["pass_rate"], "relevance": rel.get("agreement"),
             "relevance_n": rel.get("n", 0), "chance": rel.get("chance"),
             "detail_median": (s.get("detail_ratio") or {}).get("median")}
 

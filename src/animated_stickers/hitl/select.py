@@ -63,7 +63,7 @@ def _job_row(store: Store, job: str) -> dict:
 # ---- automatic raters -----------------------------------------------------------------------------
 
 def judge_candidates(candidates: Path, progress: Callable[[Iterable], Iterable] = iter) -> dict[str, dict]:
-    """rel path -> judgment (nine criteria + motion relevance + detail) of every finished candidate.
+    """rel path -> judgment (calibrated criteria + motion relevance + detail) of every finished candidate.
     Judgments are appended to candidates/auto-judgments.jsonl as they are made, so a rerun skips them."""
     import numpy as np
 

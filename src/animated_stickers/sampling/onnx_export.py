@@ -83,13 +83,21 @@ class _Fuse(nn.Module):
         return unpremultiply_tensor(self.decoder.fuse(low, _valid(warped), flow))
 
 
-def _export(module: nn.Module, args: tuple, names: list[str], path: Path, side: int | None = None) -> float:
+def _visible(x: np.ndarray) -> np.ndarray:
+    """Straight RGBA (N, 4, ...) -> premultiplied: the colour of a nearly transparent pixel is not seen, and
+    unpremultiplying by a tiny alpha magnifies float noise there without bound."""
+    return np.concatenate([x[:, :3] * x[:, 3:4], x[:, 3:4]], 1)
+
+
+def _export(module: nn.Module, args: tuple, names: list[str], path: Path, side: int | None = None,
+            straight_rgba: bool = False) -> float:
     """Export and check onnxruntime against torch on `args`; returns the relative difference.
 
     By tracing (TorchScript's exporter): the solver's Python (diffusers' step index lookups) runs on
     real values and its schedule becomes constants, which torch.export refuses as data-dependent.
     `side`: the second input's last two axes are dynamic from `side` to 4 x `side` (the fusion net, via
-    torch.export: tracing cannot export its antialiased bicubic resize)."""
+    torch.export: tracing cannot export its antialiased bicubic resize). `straight_rgba`: the output is
+    straight RGBA on axis 1, compared premultiplied."""
     import onnxruntime as ort
 
     module.eval()
@@ -108,6 +116,8 @@ def _export(module: nn.Module, args: tuple, names: list[str], path: Path, side: 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     wanted = {i.name for i in session.get_inputs()}  # unused inputs are dropped by the exporter
     got = session.run(None, {n: a.numpy() for n, a in zip(names, args) if n in wanted})[0]
+    if straight_rgba:  # compared as seen: premultiplied
+        got, expected = _visible(got), _visible(expected)
     err = float(np.abs(got - expected).max() / (1 + np.abs(expected).max()))
     if not err <= TOLERANCE:
         raise UserError(f"compile: the ONNX graph {path.name} differs from torch by {err:.2e} "
@@ -135,59 +145,65 @@ def compile_model(folder: str | Path | None = None, log: Callable[[str], None] =
     out, tmp = root / COMPILED_DIR, root / f".{COMPILED_DIR}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    torch.manual_seed(0)
-    c, s, h = cfg.vae.latent_channels, cfg.resolution, cfg.latent_size
-    length = encoder.spec.max_length
-    tok = encoder.tokenizer(["waving hello", ""], padding="max_length", truncation=True, max_length=length,
-                            return_tensors="pt")
-    parity = {}
-
-    log("compile: text encoder")
-    text = _Text(encoder.model, model.unet.context_proj)
-    parity["text"] = _export(text, (tok.input_ids, tok.attention_mask), ["ids", "mask"], tmp / "text.onnx")
-    encoder.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-
-    log("compile: VAE encoder")
-    canvas = torch.rand(1, 4, s, s)
-    parity["encode"] = _export(_Call(model.vae.encode, model.vae), (canvas,), ["canvas"], tmp / "encode.onnx")
-
-    log(f"compile: denoiser ({params.scheduler}, {params.steps} steps, {frames} frames)")
-    scheduler = make_scheduler(cfg, params.scheduler, params.steps)
     try:
-        solver = solver_matrix(scheduler)
-    except ValueError as e:
-        raise UserError(f"compile: scheduler '{params.scheduler}': {e}; expected dpm, dpm-lu or ddim") from None
-    context = text(tok.input_ids, tok.attention_mask).detach()  # (2, L, D)
-    image = model.vae.encode(canvas).detach()
-    noise = torch.randn(1, c, frames, h, h)
-    mask = make_cond_mask(1, frames, cond)  # (1, T); unused (dropped) by a model without a mask channel
-    model.unet.set_context_once(True)
-    parity["unet"] = _export(model.unet, (noise, scheduler.timesteps[:1], context[:1], image, mask),
-                             ["x", "t", "context", "image_latent", "cond_mask"], tmp / "unet.onnx")
-    latents = pipe.sample_latents(IP2PConditions(context[:1], context[1:], image), params, noise=noise)
-    nfe = pipe.stats["nfe"]
+        torch.manual_seed(0)
+        c, s, h = cfg.vae.latent_channels, cfg.resolution, cfg.latent_size
+        length = encoder.spec.max_length
+        tok = encoder.tokenizer(["waving hello", ""], padding="max_length", truncation=True, max_length=length,
+                                return_tensors="pt")
+        parity = {}
 
-    log("compile: VAE decoder")
-    parity["decode"] = _export(_Call(model.vae.decode, model.vae), (latents,), ["latents"], tmp / "decode.onnx")
+        log("compile: text encoder")
+        text = _Text(encoder.model, model.unet.context_proj)
+        parity["text"] = _export(text, (tok.input_ids, tok.attention_mask), ["ids", "mask"], tmp / "text.onnx")
+        encoder.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
 
-    if model.decoder is not None:
-        log("compile: reference decoder")
-        low = torch.rand(frames, 4, s, s)
-        warped, flow = torch.rand(frames, 4, 2 * s, 2 * s), torch.randn(frames, 2, s, s)
-        parity["fuse"] = _export(_Fuse(model.decoder), (low, warped, flow), ["low", "warped", "flow"],
-                                 tmp / "fuse.onnx", side=s)
+        log("compile: VAE encoder")
+        canvas = torch.rand(1, 4, s, s)
+        parity["encode"] = _export(_Call(model.vae.encode, model.vae), (canvas,), ["canvas"], tmp / "encode.onnx")
 
-    manifest = {"format": FORMAT, "digest": weights_digest(root), "settings": compiled_settings(params, frames, cond),
-                "nfe": nfe, "solver": {
-                    "timesteps": [int(t) for t in scheduler.timesteps],
-                    "alpha_bar": [float(scheduler.alphas_cumprod[int(t)]) for t in scheduler.timesteps],
-                    "rows": solver.tolist(), "prediction_type": cfg.prediction_type,
-                    "residual": cfg.video_target == "residual"},
-                "canvas": s, "latent": [c, frames, h, h], "text": {"max_length": length},
-                "decoder": None if model.decoder is None else {"flow_preset": model.decoder.cfg.flow_preset},
-                "parity": {k: float(f"{v:.3g}") for k, v in parity.items()},
-                "versions": {"torch": torch.__version__, "opset": OPSET}}
-    atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        log(f"compile: denoiser ({params.scheduler}, {params.steps} steps, {frames} frames)")
+        scheduler = make_scheduler(cfg, params.scheduler, params.steps)
+        try:
+            solver = solver_matrix(scheduler)
+        except ValueError as e:
+            raise UserError(f"compile: scheduler '{params.scheduler}': {e}; expected dpm, dpm-lu or ddim") from None
+        context = text(tok.input_ids, tok.attention_mask).detach()  # (2, L, D)
+        image = model.vae.encode(canvas).detach()
+        noise = torch.randn(1, c, frames, h, h)
+        mask = make_cond_mask(1, frames, cond)  # (1, T); unused (dropped) by a model without a mask channel
+        model.unet.set_context_once(True)
+        parity["unet"] = _export(model.unet, (noise, scheduler.timesteps[:1], context[:1], image, mask),
+                                 ["x", "t", "context", "image_latent", "cond_mask"], tmp / "unet.onnx")
+        latents = pipe.sample_latents(IP2PConditions(context[:1], context[1:], image), params, noise=noise)
+        nfe = pipe.stats["nfe"]
+
+        log("compile: VAE decoder")
+        parity["decode"] = _export(_Call(model.vae.decode, model.vae), (latents,), ["latents"], tmp / "decode.onnx",
+                                     straight_rgba=True)
+
+        if model.decoder is not None:
+            log("compile: reference decoder")
+            low = torch.rand(frames, 4, s, s)
+            warped, flow = torch.rand(frames, 4, 2 * s, 2 * s), torch.randn(frames, 2, s, s)
+            parity["fuse"] = _export(_Fuse(model.decoder), (low, warped, flow), ["low", "warped", "flow"],
+                                     tmp / "fuse.onnx", side=s)
+
+        manifest = {"format": FORMAT, "digest": weights_digest(root),
+                    "settings": compiled_settings(params, frames, cond),
+                    "nfe": nfe, "solver": {
+                        "timesteps": [int(t) for t in scheduler.timesteps],
+                        "alpha_bar": [float(scheduler.alphas_cumprod[int(t)]) for t in scheduler.timesteps],
+                        "rows": solver.tolist(), "prediction_type": cfg.prediction_type,
+                        "residual": cfg.video_target == "residual"},
+                    "canvas": s, "latent": [c, frames, h, h], "text": {"max_length": length},
+                    "decoder": None if model.decoder is None else {"flow_preset": model.decoder.cfg.flow_preset},
+                    "parity": {k: float(f"{v:.3g}") for k, v in parity.items()},
+                    "versions": {"torch": torch.__version__, "opset": OPSET}}
+        atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed compile leaves nothing half-written
+        raise
     old = root / f".{COMPILED_DIR}.old"
     shutil.rmtree(old, ignore_errors=True)
     if out.exists():
