@@ -113,6 +113,10 @@ def test_clip_layout_rejects_an_index_outside_the_loop():
         check_params(SamplingConfig(num_frames=16, cond_frame=16))
     with pytest.raises(UserError, match="frames=1: expected 2 to"):
         check_params(SamplingConfig(num_frames=1))
+    with pytest.raises(UserError, match="render 'paint': expected one of warp, fuse"):
+        check_params(SamplingConfig(render="paint"))
+    with pytest.raises(UserError, match="harmonics=0: expected 1 to 16"):
+        check_params(SamplingConfig(harmonics=0))
 
 
 def _arr(frames) -> np.ndarray:
@@ -138,3 +142,46 @@ def test_loop_clips_spread_evenly_over_one_period_from_a_random_phase():
         assert plan.fps == pytest.approx(24.0 * 8 / 72)
     assert len(starts) > 20  # any roll of a loop is a loop
     assert len(plan_loop_clip(72, 72, 24.0, rng, 16).indices) == 16
+
+
+# ---- the warp render: the sticker moved along its loop-smoothed motion (flow.loop_smooth, move_sticker)
+
+def _flows(t: int, jitter: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 8, 8, 2) flows: one sway cycle per loop (x), plus independent per-frame jitter; and the sway."""
+    phase = 2 * np.pi * np.arange(t) / t
+    sway = np.zeros((t, 8, 8, 2), np.float32)
+    sway[..., 0] = 3.0 * np.sin(phase)[:, None, None]
+    noise = np.random.default_rng(seed).normal(0, jitter, sway.shape).astype(np.float32)
+    return sway + noise, sway
+
+
+@pytest.mark.parametrize("frames,cond", [(8, 3), (16, 7)])
+def test_loop_smooth_keeps_a_sway_drops_jitter_and_holds_the_sticker_frame(frames, cond):
+    from animated_stickers.flow import loop_smooth
+
+    _, sway = _flows(frames, 0.0)
+    kept = loop_smooth(sway, cond, 2)
+    assert np.allclose(kept, sway - sway[cond], atol=1e-5)  # one cycle per loop passes unchanged
+    noisy, _ = _flows(frames, 0.3)
+    smooth = loop_smooth(noisy, cond, 2)
+    assert np.abs(smooth[cond]).max() == 0  # the conditioning frame stays the sticker exactly
+    # Over the loop (frame T-1 is followed by frame 0): the jitter's frequencies above 2 cycles are gone.
+    assert np.abs(np.fft.rfft(noisy, axis=0))[3:].max() > 1.0
+    assert np.abs(np.fft.rfft(smooth, axis=0))[3:].max() < 1e-4
+    assert np.abs(smooth - (sway - sway[cond])).mean() < 0.5  # what stays is the sway (3 px), not the jitter
+
+
+def test_the_warp_render_moves_only_the_stickers_own_pixels():
+    from animated_stickers.flow import move_sticker
+
+    rng = np.random.default_rng(1)
+    sticker = np.zeros((32, 32, 4), np.float32)
+    sticker[8:24, 8:24, :3] = rng.random((16, 16, 3))  # a textured square on transparency
+    sticker[8:24, 8:24, 3] = 1.0
+    flows, _ = _flows(8, 0.5)
+    frames = move_sticker(sticker, flows, 3, 2)  # (8, 32, 32, 4)
+    assert frames.shape == (8, 32, 32, 4) and frames.min() >= 0 and frames.max() <= 1
+    assert np.array_equal(frames[3], sticker)  # the conditioning frame is the sticker, untouched
+    assert not np.allclose(frames[1], sticker)  # the others move
+    # Far from the square there is nothing to move: the background stays exactly transparent.
+    assert frames[:, :4, :, 3].max() == 0 and frames[:, :, :2, 3].max() == 0

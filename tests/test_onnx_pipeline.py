@@ -48,17 +48,21 @@ def _frames(seq) -> np.ndarray:
     return np.stack([np.asarray(f, np.float32) / 255 for f in seq])  # (T, H, W, 4)
 
 
-def test_the_onnx_pipeline_makes_the_torch_pipelines_frames(compiled):
+@pytest.mark.parametrize("render", ["warp", "fuse"])
+def test_the_onnx_pipeline_makes_the_torch_pipelines_frames(compiled, render):
     image = sticker(300, 200)
     s = prepare_sticker(image, "ellipse", 64)
     for prompt in ("bouncing up and down", "a happy face"):  # with and without prompt motion
-        params = dataclasses.replace(SETTINGS, seed=7)
+        params = dataclasses.replace(SETTINGS, seed=7, render=render)
         want = _frames(AnimatePipeline.from_dir(compiled).animate_stickers([s], [prompt], params)[0])
         fast = OnnxPipeline.open(compiled, threads=1)
         got = _frames(fast.animate_stickers([s], [prompt], params)[0])
         assert got.shape == want.shape == (8, 200, 300, 4)
         assert np.abs(got - want).mean() < 1e-3, prompt
-        assert np.quantile(np.abs(got - want), 0.999) < 0.02, prompt
+        # DIS flow sees uint8 frames: a 1e-5 difference can flip a rounding and move a few warped pixels
+        # (the fuse render gates most of that away; the warp render shows it, on this random model only).
+        q = 0.999 if render == "fuse" else 0.99
+        assert np.quantile(np.abs(got - want), q) < 0.02, prompt
         other = _frames(fast.animate_stickers([s], [prompt], dataclasses.replace(params, seed=8))[0])
         assert np.abs(other - got).mean() > 10 * np.abs(got - want).mean()  # the seed matters, as in torch
 
@@ -77,7 +81,8 @@ def test_a_failed_compile_keeps_the_old_graphs_and_leaves_nothing_behind(compile
 def test_only_the_compiled_settings_and_current_weights_are_served(compiled, tmp_path):
     fast = OnnxPipeline.open(compiled)
     assert fast.supports(SETTINGS)
-    assert fast.supports(with_overrides(SETTINGS, seed=5, prompt_motion=False, paste_input=True))
+    assert fast.supports(with_overrides(SETTINGS, seed=5, prompt_motion=False, paste_input=True, render="fuse",
+                                        harmonics=1))  # applied after the graphs: any value
     for changed in ({"steps": 5}, {"scheduler": "ddim"}, {"num_frames": 16}, {"cond_frame": 0},
                     {"image_guidance": 2.0}, {"dtype": "bfloat16"}):
         assert not fast.supports(with_overrides(SETTINGS, **changed)), changed

@@ -133,6 +133,7 @@ BAD_INPUTS = {
     "bad prompts.json": (lambda d, m: ["animate", "--inputs", d, "--outputs", d / "out"], "not valid JSON"),
     "zero fps": (lambda d, m: ["animate", d / "cat.png", "--fps", "0"], "fps=0"),
     "unknown preset": (lambda d, m: ["animate", d / "cat.png", "--preset", "myspace"], "myspace"),
+    "unknown render": (lambda d, m: ["animate", d / "cat.png", "--render", "paint"], "expected one of warp, fuse"),
 }
 
 

@@ -138,6 +138,7 @@ BAD_INPUTS = {
     "steps not a number": ({"steps": "many"}, ("s.png", PNG, "image/png"), 422),
     "unknown format": ({"format": "bmp"}, ("s.png", PNG, "image/png"), 422),
     "unknown preset": ({"preset": "myspace"}, ("s.png", PNG, "image/png"), 422),
+    "unknown render": ({"render": "paint"}, ("s.png", PNG, "image/png"), 422),
     "no image": ({}, None, 422),
 }
 

@@ -143,6 +143,13 @@ class SamplingConfig:
     # The global motion a prompt names (bouncing, spinning, ...) applied exactly to the model's frames
     # (sampling/promptmotion.py); the model supplies the look and the local motion. Off: the model alone.
     prompt_motion: bool = True
+    # How frames are drawn at the output size (issue 13 / detail): "warp" moves the sticker's own pixels
+    # along the model's motion (dense flow of its decoded frames) with that motion kept to its lowest
+    # `harmonics` loop frequencies: crisp, seamless, no new pixels, so no colour blobs, and nothing the
+    # sticker does not show can appear. "fuse": the learned reference decoder (models/decoder.py) may
+    # also draw new content (a blink, an open mouth), and with this small model also draws blobs.
+    render: str = "warp"
+    harmonics: int = 2
 
 
 PRESETS: dict[str, dict[str, Any]] = {

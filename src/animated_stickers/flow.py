@@ -1,7 +1,8 @@
 """Dense optical flow between two premultiplied RGBA frames: OpenCV DIS, one place for every user.
 
-Used by the export retimer (export/flow.py: motion-compensated in-betweens) and by the reference
-decoder (models/decoder.py: warp the sticker into each decoded frame). DIS matches one uint8
+Used by the export retimer (export/flow.py: motion-compensated in-betweens), by the reference
+decoder (models/decoder.py: warp the sticker into each decoded frame) and by the warp renderer
+(the sticker moved along the loop-smoothed motion, `loop_smooth`). DIS matches one uint8
 channel, so a frame is shown to it as luma over mid grey: a dark or a light body both stand out
 from the transparent background, and alpha edges move with the shape.
 Side by side with the numpy Lucas-Kanade it replaced in the retimer, DIS is as good (the numbers
@@ -48,6 +49,18 @@ def flows_to_frame(frames: np.ndarray, cond: int, preset: str = "medium") -> np.
     return flow
 
 
+def loop_smooth(flows: np.ndarray, cond: int, harmonics: int) -> np.ndarray:
+    """Flows (T, h, w, 2) over one loop -> the same motion with only its lowest `harmonics` loop frequencies
+    (real FFT over time; frame T-1 is followed by frame 0), shifted so frame `cond` stays exactly zero.
+    Frame-to-frame jitter (the small model's shimmer) lives in the high frequencies; a bounce, a sway or a
+    wave is one or two cycles per loop. The result is periodic, so the loop has no seam."""
+    t = flows.shape[0]
+    spectrum = np.fft.rfft(flows.astype(np.float64), axis=0)  # (T//2 + 1, h, w, 2)
+    spectrum[harmonics + 1:] = 0
+    smooth = np.fft.irfft(spectrum, n=t, axis=0)  # (T, h, w, 2)
+    return (smooth - smooth[cond:cond + 1]).astype(np.float32)
+
+
 def warp_along(reference: np.ndarray, flows: np.ndarray) -> np.ndarray:
     """Premultiplied reference (H, W, 4) + low-res flows (T, h, w, 2) -> the reference moved into every
     frame (T, H, W, 4), bicubic; flows are resized to H x W and their vectors scaled. A zero flow (the
@@ -64,3 +77,14 @@ def warp_along(reference: np.ndarray, flows: np.ndarray) -> np.ndarray:
         out[j] = cv2.remap(reference, gx + f[..., 0] * (big_w / w), gy + f[..., 1] * (big_h / h),
                            cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return out
+
+
+def move_sticker(reference: np.ndarray, flows: np.ndarray, cond: int, harmonics: int) -> np.ndarray:
+    """The warp render (both engines): straight RGBA reference (S, S, 4) + the decoded frames' flows
+    (T, h, w, 2) -> straight RGBA frames (T, S, S, 4) in [0, 1]: the sticker moved along its loop-smoothed
+    motion, every pixel its own."""
+    from .rgba import premultiply, unpremultiply  # noqa: PLC0415 (rgba imports Pillow; flow stays light)
+
+    moved = np.clip(warp_along(premultiply(reference), loop_smooth(flows, cond, harmonics)), 0, 1)
+    moved[..., :3] = np.minimum(moved[..., :3], moved[..., 3:])  # valid premultiplied: colour <= alpha
+    return unpremultiply(moved)

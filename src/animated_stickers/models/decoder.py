@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..flow import DIS_PRESETS, flows_to_frame, warp_along
+from ..flow import DIS_PRESETS, flows_to_frame, move_sticker, warp_along
 from ..rgba import premultiply_tensor as premultiply
 from ..rgba import unpremultiply_tensor as unpremultiply
 from .vae import RGBAVAE
@@ -112,6 +112,18 @@ def warp_reference(reference: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     out = np.stack([warp_along(r, f) for r, f in zip(ref, fl)])  # (B, T, H, W, 4)
     warped = torch.from_numpy(out).permute(0, 4, 1, 2, 3)  # (B, 4, T, H, W)
     return _video(_valid(_frames(warped)), reference.shape[0])
+
+
+def decode_warp(vae: RGBAVAE, latents: torch.Tensor, reference: torch.Tensor, cond_index: int,
+                harmonics: int, preset: str = "medium") -> torch.Tensor:
+    """The warp render: latents (B, C, T, h, w) + straight reference (B, 4, H, W) -> straight RGBA frames
+    (B, 4, T, H, W), the reference moved along the decoded frames' motion kept to `harmonics` loop
+    frequencies (flow.loop_smooth). No learned part: every pixel is the sticker's own."""
+    low = decode_low(vae, latents)  # (B, 4, T, 128, 128)
+    flows = dense_flow(low, cond_index, preset).permute(0, 2, 3, 4, 1).numpy()  # (B, 2, T, h, w) -> (B, T, h, w, 2)
+    refs = reference.float().permute(0, 2, 3, 1).numpy()  # (B, 4, H, W) -> (B, H, W, 4)
+    moved = np.stack([move_sticker(r, f, cond_index, harmonics) for r, f in zip(refs, flows)])  # (B, T, H, W, 4)
+    return torch.from_numpy(moved).permute(0, 4, 1, 2, 3).contiguous()  # -> (B, 4, T, H, W)
 
 
 class ReferenceDecoder(nn.Module):

@@ -29,7 +29,7 @@ from ..cpu import available_cores
 from ..diffusion.anchor import output_for_x0
 from ..diffusion.noise import seeded_normal
 from ..errors import UserError
-from ..flow import flows_to_frame, warp_along
+from ..flow import flows_to_frame, move_sticker, warp_along
 from ..rgba import array_to_images, images_to_array, premultiply, restore_from_square
 from .params import check_params, clip_layout, prompts_per_sticker
 from .preprocess import Sticker
@@ -147,7 +147,8 @@ class OnnxPipeline:
             raise UserError(f"model '{self.folder}' was compiled for {self.manifest['settings']}: "
                             "expected those settings (the torch pipeline takes any)")
         _, cond = self.layout(params)
-        reference, placements = references(self.manifest.get("decoder") is not None, stickers, self.resolution)
+        full_size = self.manifest.get("decoder") is not None or params.render == "warp"
+        reference, placements = references(full_size, stickers, self.resolution)
         self.stats = {"nfe": 0.0}
         out = []
         steps = len(self.manifest["solver"]["timesteps"])
@@ -158,7 +159,7 @@ class OnnxPipeline:
                     progress(params.steps * (i * steps + k) // (len(stickers) * steps), params.steps)
 
             video = self._video(sticker, prompt, params.seed + i, cond, None if reference is None else reference[i],
-                                params.anchor, step_done)
+                                params, step_done)
             if params.prompt_motion:
                 moved = move_by_prompt(video, prompt, cond)
                 video = video if moved is None else moved
@@ -199,7 +200,7 @@ class OnnxPipeline:
         return latents + image_latent[:, :, None] if residual else latents
 
     def _video(self, sticker: Sticker, prompt: str, seed: int, cond: int, reference: np.ndarray | None,
-               anchor: bool, progress: Callable[[int], None]) -> np.ndarray:
+               params: SamplingConfig, progress: Callable[[int], None]) -> np.ndarray:
         """One sticker -> straight RGBA frames (T, S, S, 4) in [0, 1] before the prompt's motion."""
         canvas = images_to_array([sticker.canvas]).transpose(0, 3, 1, 2)  # (1, H, W, 4) -> (1, 4, H, W)
         image_latent = self._run("encode", canvas=canvas)  # (1, C, h, w)
@@ -208,24 +209,29 @@ class OnnxPipeline:
         mask = np.array([e.attention_mask for e in enc], np.int64)
         context = self._run("text", ids=ids, mask=mask)  # (2, L, D): prompt, null
         noise = seeded_normal((1, *self.manifest["latent"]), [seed])  # (1, C, T, h, w)
-        latents = self._denoise(noise, context, image_latent, cond, anchor, progress)
+        latents = self._denoise(noise, context, image_latent, cond, params.anchor, progress)
         self.stats["nfe"] = float(self.manifest["nfe"])
         if not np.isfinite(latents).all():
             raise UserError(f"model '{self.folder}' sampled NaN or infinite latents: its weights are broken; "
                             "expected a model folder trained by `stickers train`")
         t0 = time.perf_counter()
-        video = self._decode(latents, cond, reference)
+        video = self._decode(latents, cond, reference, params)
         # The whole decode (VAE, flow, warp, fusion), as AnimatePipeline's vae_decode_s.
         self.stats["vae_decode_s"] = self.stats.get("vae_decode_s", 0.0) + time.perf_counter() - t0
         return video
 
-    def _decode(self, latents: np.ndarray, cond: int, reference: np.ndarray | None) -> np.ndarray:
-        """Latents (1, C, T, h, w) -> straight RGBA frames (T, S, S, 4), as models/decoder.decode."""
+    def _decode(self, latents: np.ndarray, cond: int, reference: np.ndarray | None, params: SamplingConfig
+                ) -> np.ndarray:
+        """Latents (1, C, T, h, w) -> straight RGBA frames (T, S, S, 4), as models/decoder.decode_warp
+        (render "warp") or ReferenceDecoder.decode (render "fuse")."""
         frames = self._run("decode", latents=latents)[0].transpose(1, 2, 3, 0)  # (4, T, h, w) -> (T, h, w, 4)
         if reference is None:
             return frames
         low = premultiply(frames)  # (T, h, w, 4), as models/decoder.decode_low
-        flows = flows_to_frame(low, cond, self.manifest["decoder"]["flow_preset"])  # (T, h, w, 2)
+        decoder = self.manifest.get("decoder")
+        flows = flows_to_frame(low, cond, decoder["flow_preset"] if decoder else "medium")  # (T, h, w, 2)
+        if params.render == "warp":
+            return move_sticker(reference, flows, cond, params.harmonics)  # (T, S, S, 4)
         warped = warp_along(premultiply(reference), flows)  # (T, S, S, 4)
         fused = self._run("fuse", low=low.transpose(0, 3, 1, 2), warped=warped.transpose(0, 3, 1, 2),
                           flow=flows.transpose(0, 3, 1, 2))  # (T, 4, S, S)

@@ -9,6 +9,7 @@ from ..config import SCHEDULERS, SamplingConfig, cond_index_at
 from ..errors import UserError
 
 DTYPE_NAMES = ("float32", "bfloat16")
+RENDERS = ("warp", "fuse")  # config.SamplingConfig.render
 
 
 def check_params(params: SamplingConfig) -> SamplingConfig:
@@ -26,6 +27,10 @@ def check_params(params: SamplingConfig) -> SamplingConfig:
     for name in ("image_guidance", "text_guidance"):
         if not 0 <= getattr(params, name) <= 50:
             raise UserError(f"{name}={getattr(params, name)}: expected 0 to 50")
+    if params.render not in RENDERS:
+        raise UserError(f"render '{params.render}': expected one of {', '.join(RENDERS)}")
+    if not 1 <= params.harmonics <= MAX_FRAMES // 2:
+        raise UserError(f"harmonics={params.harmonics}: expected 1 to {MAX_FRAMES // 2}")
     if params.num_frames is not None and not 2 <= params.num_frames <= MAX_FRAMES:
         raise UserError(f"frames={params.num_frames}: expected 2 to {MAX_FRAMES}")
     if params.cond_frame is not None and params.num_frames is not None and \

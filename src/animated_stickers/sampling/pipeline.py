@@ -40,6 +40,7 @@ from ..models.checkpoint import (
     load_model,
     read_config,
 )
+from ..models.decoder import decode_warp
 from ..models.unet import make_cond_mask
 from ..rgba import array_to_images, images_to_array, restore_from_square
 from .optimize import FastUNet, SpeedOptions, autocast
@@ -130,7 +131,8 @@ class AnimatePipeline:
         prompts = prompts_per_sticker(prompts, len(stickers))
         params = check_params(params or self.model.sampling)
         # With a reference decoder: frames at the input's own size (up to 512 px), see refdecode.py.
-        reference, placements = references(self.model.decoder is not None, stickers, self.model.cfg.resolution)
+        full_size = self.model.decoder is not None or params.render == "warp"
+        reference, placements = references(full_size, stickers, self.model.cfg.resolution)
         if reference is not None:  # (B, S, S, 4) -> (B, 4, S, S)
             reference = torch.from_numpy(reference).permute(0, 3, 1, 2).contiguous()
         video = self.generate_video(to_tensor([s.canvas for s in stickers]), prompts, params, progress, reference)
@@ -210,6 +212,10 @@ class AnimatePipeline:
                ) -> torch.Tensor:
         """Latents (B, C, T, h, w) -> straight RGBA (B, 4, T, H, W) in [0, 1]."""
         check_finite_latents(latents, self.model)
+        cond = clip_layout(self.model.cfg, params)[1]
+        if reference is not None and params.render == "warp":
+            preset = self.model.decoder.cfg.flow_preset if self.model.decoder is not None else "medium"
+            return decode_warp(self.model.vae, latents, reference, cond, params.harmonics, preset)
         if reference is not None and self.model.decoder is not None:
             return self.model.decoder.decode(self.model.vae, latents, reference,
                                              clip_layout(self.model.cfg, params)[1])

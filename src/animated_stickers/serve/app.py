@@ -54,6 +54,7 @@ from .uploads import ApiError, decode_upload
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries + text fields on top of the image
 Format = Literal["webp", "gif", "png", "webm"]
+Render = Literal["warp", "fuse"]  # config.SamplingConfig.render
 
 
 @dataclass
@@ -200,12 +201,12 @@ def create_app(pipeline_or_factory: Any, settings: ServeSettings | None = None,
     # ------------------------------------------------------------------ helpers
 
     def sampling_params(image_guidance: float | None, text_guidance: float | None, steps: int | None,
-                        seed: int | None, frames: int | None = None, prompt_motion: bool | None = None
-                        ) -> SamplingConfig:
+                        seed: int | None, frames: int | None = None, prompt_motion: bool | None = None,
+                        render: str | None = None) -> SamplingConfig:
         """The model's recommended settings with the request's overrides; UserError (422) if out of range."""
         return check_params(with_overrides(state["defaults"], image_guidance=image_guidance,
                                            text_guidance=text_guidance, steps=steps, seed=seed,
-                                           num_frames=frames, prompt_motion=prompt_motion))
+                                           num_frames=frames, prompt_motion=prompt_motion, render=render))
 
     def prepare(data: bytes, content_type: str | None, filename: str | None) -> Sticker:
         """Worker-pool thread: decode + check the upload, then key/fit it exactly as the pipeline does."""
@@ -274,12 +275,15 @@ def create_app(pipeline_or_factory: Any, settings: ServeSettings | None = None,
                                                                      "smoother loops)")] = None,
         prompt_motion: Annotated[bool | None, Form(description="Move the sticker exactly as the prompt says "
                                                    "(bouncing, spinning, ...); false: the model's motion only")] = None,
+        render: Annotated[Render | None, Form(description="warp: the sticker's own pixels moved along the model's "
+                                              "motion (default); fuse: the learned decoder, which may draw "
+                                              "new content")] = None,
         request_id: Annotated[str | None, Form(max_length=64, description="For /v1/progress/{id}")] = None,
     ) -> Response:
         """Multipart image + prompt + options -> the animated sticker bytes in `format`."""
         text = clean_prompt(prompt)
         preset = check_preset(preset)
-        params = sampling_params(image_guidance, text_guidance, steps, seed, frames, prompt_motion)
+        params = sampling_params(image_guidance, text_guidance, steps, seed, frames, prompt_motion, render)
         sticker = await run_in_threadpool(prepare, await image.read(), image.content_type, image.filename)
         frames, job = await run(Work("animate", text, params, sticker), request_id)
         rate = fps or settings.default_fps
