@@ -34,10 +34,11 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_write_text
-from ..config import DEFAULT_MODEL_DIR
+from ..config import DEFAULT_MODEL_DIR, SamplingConfig
 from ..diffusion.guidance import IP2PConditions
 from ..diffusion.sampler import make_scheduler, solver_matrix
 from ..errors import UserError
+from ..models.checkpoint import StickerModel
 from ..models.decoder import _valid
 from ..models.unet import make_cond_mask
 from ..rgba import unpremultiply_tensor
@@ -125,6 +126,71 @@ def _export(module: nn.Module, args: tuple, names: list[str], path: Path, side: 
     return err
 
 
+def _write_graphs(model: StickerModel, params: SamplingConfig, frames: int, cond: int, tmp: Path,
+                  log: Callable[[str], None]) -> dict[str, float]:
+    """Every graph, tokenizer.json and manifest.json of `model` at `params` into `tmp`; returns each graph's
+    parity (relative difference from its torch module)."""
+    cfg, root = model.cfg, Path(model.source)
+    encoder = model.text.encoders[0]
+    pipe = AnimatePipeline(model)
+    torch.manual_seed(0)
+    c, s, h = cfg.vae.latent_channels, cfg.resolution, cfg.latent_size
+    length = encoder.spec.max_length
+    tok = encoder.tokenizer(["waving hello", ""], padding="max_length", truncation=True, max_length=length,
+                            return_tensors="pt")
+    parity = {}
+
+    log("compile: text encoder")
+    text = _Text(encoder.model, model.unet.context_proj)
+    parity["text"] = _export(text, (tok.input_ids, tok.attention_mask), ["ids", "mask"], tmp / "text.onnx")
+    encoder.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+
+    log("compile: VAE encoder")
+    canvas = torch.rand(1, 4, s, s)
+    parity["encode"] = _export(_Call(model.vae.encode, model.vae), (canvas,), ["canvas"], tmp / "encode.onnx")
+
+    log(f"compile: denoiser ({params.scheduler}, {params.steps} steps, {frames} frames)")
+    scheduler = make_scheduler(cfg, params.scheduler, params.steps)
+    try:
+        solver = solver_matrix(scheduler)
+    except ValueError as e:
+        raise UserError(f"compile: scheduler '{params.scheduler}': {e}; expected dpm, dpm-lu or ddim") from None
+    context = text(tok.input_ids, tok.attention_mask).detach()  # (2, L, D)
+    image = model.vae.encode(canvas).detach()
+    noise = torch.randn(1, c, frames, h, h)
+    mask = make_cond_mask(1, frames, cond)  # (1, T); unused (dropped) by a model without a mask channel
+    model.unet.set_context_once(True)
+    parity["unet"] = _export(model.unet, (noise, scheduler.timesteps[:1], context[:1], image, mask),
+                             ["x", "t", "context", "image_latent", "cond_mask"], tmp / "unet.onnx")
+    latents = pipe.sample_latents(IP2PConditions(context[:1], context[1:], image), params, noise=noise)
+    nfe = pipe.stats["nfe"]
+
+    log("compile: VAE decoder")
+    parity["decode"] = _export(_Call(model.vae.decode, model.vae), (latents,), ["latents"], tmp / "decode.onnx",
+                                 straight_rgba=True)
+
+    if model.decoder is not None:
+        log("compile: reference decoder")
+        low = torch.rand(frames, 4, s, s)
+        warped, flow = torch.rand(frames, 4, 2 * s, 2 * s), torch.randn(frames, 2, s, s)
+        parity["fuse"] = _export(_Fuse(model.decoder), (low, warped, flow), ["low", "warped", "flow"],
+                                 tmp / "fuse.onnx", side=s)
+
+    manifest = {"format": FORMAT, "digest": weights_digest(root),
+                "settings": compiled_settings(params, frames, cond),
+                "nfe": nfe, "solver": {
+                    "timesteps": [int(t) for t in scheduler.timesteps],
+                    "alpha_bar": [float(scheduler.alphas_cumprod[int(t)]) for t in scheduler.timesteps],
+                    "rows": solver.tolist(), "prediction_type": cfg.prediction_type,
+                    "residual": cfg.video_target == "residual"},
+                "canvas": s, "latent": [c, frames, h, h], "text": {"max_length": length},
+                "decoder": None if model.decoder is None else {"flow_preset": model.decoder.cfg.flow_preset},
+                "parity": {k: float(f"{v:.3g}") for k, v in parity.items()},
+                "versions": {"torch": torch.__version__, "opset": OPSET}}
+    atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return parity
+
+
 def compile_model(folder: str | Path | None = None, log: Callable[[str], None] = print, **overrides) -> Path:
     """Write `<model folder>/onnx/` (replacing an older one atomically) for the model's sampling settings
     with `overrides` (SamplingConfig fields; None keeps the model's); returns its path."""
@@ -141,66 +207,11 @@ def compile_model(folder: str | Path | None = None, log: Callable[[str], None] =
     encoder = model.text.encoders[0]
     if not getattr(encoder.tokenizer, "is_fast", False):
         raise UserError(f"compile: text encoder '{encoder.spec.kind}' has no fast tokenizer (tokenizer.json)")
-    pipe = AnimatePipeline(model)
     out, tmp = root / COMPILED_DIR, root / f".{COMPILED_DIR}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        torch.manual_seed(0)
-        c, s, h = cfg.vae.latent_channels, cfg.resolution, cfg.latent_size
-        length = encoder.spec.max_length
-        tok = encoder.tokenizer(["waving hello", ""], padding="max_length", truncation=True, max_length=length,
-                                return_tensors="pt")
-        parity = {}
-
-        log("compile: text encoder")
-        text = _Text(encoder.model, model.unet.context_proj)
-        parity["text"] = _export(text, (tok.input_ids, tok.attention_mask), ["ids", "mask"], tmp / "text.onnx")
-        encoder.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-
-        log("compile: VAE encoder")
-        canvas = torch.rand(1, 4, s, s)
-        parity["encode"] = _export(_Call(model.vae.encode, model.vae), (canvas,), ["canvas"], tmp / "encode.onnx")
-
-        log(f"compile: denoiser ({params.scheduler}, {params.steps} steps, {frames} frames)")
-        scheduler = make_scheduler(cfg, params.scheduler, params.steps)
-        try:
-            solver = solver_matrix(scheduler)
-        except ValueError as e:
-            raise UserError(f"compile: scheduler '{params.scheduler}': {e}; expected dpm, dpm-lu or ddim") from None
-        context = text(tok.input_ids, tok.attention_mask).detach()  # (2, L, D)
-        image = model.vae.encode(canvas).detach()
-        noise = torch.randn(1, c, frames, h, h)
-        mask = make_cond_mask(1, frames, cond)  # (1, T); unused (dropped) by a model without a mask channel
-        model.unet.set_context_once(True)
-        parity["unet"] = _export(model.unet, (noise, scheduler.timesteps[:1], context[:1], image, mask),
-                                 ["x", "t", "context", "image_latent", "cond_mask"], tmp / "unet.onnx")
-        latents = pipe.sample_latents(IP2PConditions(context[:1], context[1:], image), params, noise=noise)
-        nfe = pipe.stats["nfe"]
-
-        log("compile: VAE decoder")
-        parity["decode"] = _export(_Call(model.vae.decode, model.vae), (latents,), ["latents"], tmp / "decode.onnx",
-                                     straight_rgba=True)
-
-        if model.decoder is not None:
-            log("compile: reference decoder")
-            low = torch.rand(frames, 4, s, s)
-            warped, flow = torch.rand(frames, 4, 2 * s, 2 * s), torch.randn(frames, 2, s, s)
-            parity["fuse"] = _export(_Fuse(model.decoder), (low, warped, flow), ["low", "warped", "flow"],
-                                     tmp / "fuse.onnx", side=s)
-
-        manifest = {"format": FORMAT, "digest": weights_digest(root),
-                    "settings": compiled_settings(params, frames, cond),
-                    "nfe": nfe, "solver": {
-                        "timesteps": [int(t) for t in scheduler.timesteps],
-                        "alpha_bar": [float(scheduler.alphas_cumprod[int(t)]) for t in scheduler.timesteps],
-                        "rows": solver.tolist(), "prediction_type": cfg.prediction_type,
-                        "residual": cfg.video_target == "residual"},
-                    "canvas": s, "latent": [c, frames, h, h], "text": {"max_length": length},
-                    "decoder": None if model.decoder is None else {"flow_preset": model.decoder.cfg.flow_preset},
-                    "parity": {k: float(f"{v:.3g}") for k, v in parity.items()},
-                    "versions": {"torch": torch.__version__, "opset": OPSET}}
-        atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        parity = _write_graphs(model, params, frames, cond, tmp, log)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a failed compile leaves nothing half-written
         raise
