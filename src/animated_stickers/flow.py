@@ -16,6 +16,7 @@ import numpy as np
 
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+DEFAULT_PRESET = "medium"  # also the reference decoder's default (DecoderConfig.flow_preset)
 MIN_SIDE = 16  # DIS rejects images smaller than about one patch; smaller frames are edge-padded
 
 
@@ -25,7 +26,7 @@ def flow_gray(pm: np.ndarray) -> np.ndarray:
     return np.clip((luma + 0.5 * (1 - pm[..., 3])) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def frame_flow(pm_a: np.ndarray, pm_b: np.ndarray, preset: str = "medium",
+def frame_flow(pm_a: np.ndarray, pm_b: np.ndarray, preset: str = DEFAULT_PRESET,
                finest_scale: int | None = None) -> np.ndarray:
     """Flow (h, w, 2) float32 in pixels (dx, dy) with A(x) ~ B(x + flow(x)); A, B premultiplied (h, w, 4).
 
@@ -39,7 +40,7 @@ def frame_flow(pm_a: np.ndarray, pm_b: np.ndarray, preset: str = "medium",
     return dis.calc(ga, gb, None)[:h, :w]
 
 
-def flows_to_frame(frames: np.ndarray, cond: int, preset: str = "medium") -> np.ndarray:
+def flows_to_frame(frames: np.ndarray, cond: int, preset: str = DEFAULT_PRESET) -> np.ndarray:
     """Premultiplied frames (T, h, w, 4) -> backward flow (T, h, w, 2): frame t at x looks like frame
     `cond` at x + flow. Exactly zero at `cond` itself (the reference decoder's warp source)."""
     flow = np.zeros((*frames.shape[:3], 2), np.float32)

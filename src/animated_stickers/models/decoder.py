@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..flow import DIS_PRESETS, flows_to_frame, move_sticker, warp_along
+from ..flow import DEFAULT_PRESET, DIS_PRESETS, flows_to_frame, move_sticker, warp_along
 from ..rgba import premultiply_tensor as premultiply
 from ..rgba import unpremultiply_tensor as unpremultiply
 from .vae import RGBAVAE
@@ -37,7 +37,7 @@ class DecoderConfig:
 
     channels: int = 32  # fusion net width
     work_size: int = 64  # fusion net resolution: a gate is smooth, and 128 px costs 4x (1.4 s vs 0.25 s / 8 frames)
-    flow_preset: str = "medium"  # OpenCV DIS preset (DIS_PRESETS)
+    flow_preset: str = DEFAULT_PRESET  # OpenCV DIS preset (DIS_PRESETS)
     residual: bool = True  # also predict a small low-resolution RGBA correction
 
     def to_dict(self) -> dict:
@@ -96,7 +96,7 @@ def decode_plain(vae: RGBAVAE, latents: torch.Tensor, size: int | None = None) -
     return _video(unpremultiply(_frames(out)), low.shape[0])
 
 
-def dense_flow(low: torch.Tensor, cond_index: torch.Tensor | int, preset: str = "medium") -> torch.Tensor:
+def dense_flow(low: torch.Tensor, cond_index: torch.Tensor | int, preset: str = DEFAULT_PRESET) -> torch.Tensor:
     """Backward flow (B, 2, T, h, w) in low-res pixels (dx, dy): frame t at x looks like the conditioning
     frame at x + flow. Zero at the conditioning frame itself (exactly)."""
     arr = low.permute(0, 2, 3, 4, 1).float().cpu().numpy()  # (B, T, h, w, 4)
@@ -115,7 +115,7 @@ def warp_reference(reference: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 
 def decode_warp(vae: RGBAVAE, latents: torch.Tensor, reference: torch.Tensor, cond_index: int,
-                harmonics: int, preset: str = "medium") -> torch.Tensor:
+                harmonics: int, preset: str = DEFAULT_PRESET) -> torch.Tensor:
     """The warp render: latents (B, C, T, h, w) + straight reference (B, 4, H, W) -> straight RGBA frames
     (B, 4, T, H, W), the reference moved along the decoded frames' motion kept to `harmonics` loop
     frequencies (flow.loop_smooth). No learned part: every pixel is the sticker's own."""

@@ -29,7 +29,7 @@ from ..cpu import available_cores
 from ..diffusion.anchor import output_for_x0
 from ..diffusion.noise import seeded_normal
 from ..errors import UserError
-from ..flow import flows_to_frame, move_sticker, warp_along
+from ..flow import DEFAULT_PRESET, flows_to_frame, move_sticker, warp_along
 from ..rgba import array_to_images, images_to_array, premultiply, restore_from_square
 from .params import check_params, clip_layout, prompts_per_sticker
 from .preprocess import Sticker
@@ -229,7 +229,7 @@ class OnnxPipeline:
             return frames
         low = premultiply(frames)  # (T, h, w, 4), as models/decoder.decode_low
         decoder = self.manifest.get("decoder")
-        flows = flows_to_frame(low, cond, decoder["flow_preset"] if decoder else "medium")  # (T, h, w, 2)
+        flows = flows_to_frame(low, cond, decoder["flow_preset"] if decoder else DEFAULT_PRESET)  # (T, h, w, 2)
         if params.render == "warp":
             return move_sticker(reference, flows, cond, params.harmonics)  # (T, S, S, 4)
         warped = warp_along(premultiply(reference), flows)  # (T, S, S, 4)

@@ -32,6 +32,7 @@ from ..diffusion.anchor import anchor_frame
 from ..diffusion.guidance import DualGuidance, IP2PConditions, TextGuidance
 from ..diffusion.sampler import generators, initial_noise, make_scheduler, sample
 from ..errors import UserError
+from ..flow import DEFAULT_PRESET
 from ..models.checkpoint import (
     DEFAULT_MODEL_DIR,
     ModelLoadError,
@@ -130,7 +131,8 @@ class AnimatePipeline:
         """Like `animate` for already prepared stickers (preprocess.prepare_sticker)."""
         prompts = prompts_per_sticker(prompts, len(stickers))
         params = check_params(params or self.model.sampling)
-        # With a reference decoder: frames at the input's own size (up to 512 px), see refdecode.py.
+        # Frames at the input's own size (up to 512 px) with the warp render or a reference decoder
+        # (refdecode.py); the fuse render of a model without one decodes at its own size.
         full_size = self.model.decoder is not None or params.render == "warp"
         reference, placements = references(full_size, stickers, self.model.cfg.resolution)
         if reference is not None:  # (B, S, S, 4) -> (B, 4, S, S)
@@ -214,11 +216,10 @@ class AnimatePipeline:
         check_finite_latents(latents, self.model)
         cond = clip_layout(self.model.cfg, params)[1]
         if reference is not None and params.render == "warp":
-            preset = self.model.decoder.cfg.flow_preset if self.model.decoder is not None else "medium"
+            preset = self.model.decoder.cfg.flow_preset if self.model.decoder is not None else DEFAULT_PRESET
             return decode_warp(self.model.vae, latents, reference, cond, params.harmonics, preset)
         if reference is not None and self.model.decoder is not None:
-            return self.model.decoder.decode(self.model.vae, latents, reference,
-                                             clip_layout(self.model.cfg, params)[1])
+            return self.model.decoder.decode(self.model.vae, latents, reference, cond)
         with autocast(DTYPES[params.dtype]):
             return self.model.vae.decode(latents).float()
 
