@@ -86,6 +86,5 @@ def move_sticker(reference: np.ndarray, flows: np.ndarray, cond: int, harmonics:
     motion, every pixel its own."""
     from .rgba import premultiply, unpremultiply  # noqa: PLC0415 (rgba imports Pillow; flow stays light)
 
-    moved = np.clip(warp_along(premultiply(reference), loop_smooth(flows, cond, harmonics)), 0, 1)
-    moved[..., :3] = np.minimum(moved[..., :3], moved[..., 3:])  # valid premultiplied: colour <= alpha
-    return unpremultiply(moved)
+    # unpremultiply clamps the bicubic overshoot: alpha to [0, 1], colour to [0, alpha].
+    return unpremultiply(warp_along(premultiply(reference), loop_smooth(flows, cond, harmonics)))

@@ -136,9 +136,11 @@ def colour_blobs(
     gy, gx = np.mgrid[:h, :w]
     r = max(1.5, radius * max(h, w))
     for i in range(t):
+        if i == cond:
+            continue
         body = frames[i, ..., 3] > 0.5
         band = np.flatnonzero(dilate(body, 2) & ~erode(body, 2))
-        if i == cond or band.size == 0:
+        if band.size == 0:
             continue
         for p in rng.choice(band, size=min(count, band.size), replace=False):
             cy, cx = divmod(int(p), w)

@@ -413,7 +413,7 @@ CRITERIA: tuple[Criterion, ...] = (
 )
 CRITERION_NAMES = tuple(c.name for c in CRITERIA)
 # The nine judged before `blobs` existed (2026-12-03): earlier runs' and the issues' "all nine" figures.
-NINE = CRITERION_NAMES[:9]
+NINE = tuple(n for n in CRITERION_NAMES if n != "blobs")
 
 
 def measure_all(clip: Clip) -> dict[str, Measured]:

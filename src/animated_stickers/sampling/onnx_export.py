@@ -41,7 +41,7 @@ from ..errors import UserError
 from ..models.checkpoint import StickerModel
 from ..models.decoder import _valid
 from ..models.unet import make_cond_mask
-from ..rgba import unpremultiply_tensor
+from ..rgba import premultiply, unpremultiply_tensor
 from .onnx_pipeline import COMPILED_DIR, FORMAT, compiled_settings, weights_digest
 from .params import check_params, with_overrides
 from .pipeline import AnimatePipeline, clip_layout, load_stage_model
@@ -84,12 +84,6 @@ class _Fuse(nn.Module):
         return unpremultiply_tensor(self.decoder.fuse(low, _valid(warped), flow))
 
 
-def _visible(x: np.ndarray) -> np.ndarray:
-    """Straight RGBA (N, 4, ...) -> premultiplied: the colour of a nearly transparent pixel is not seen, and
-    unpremultiplying by a tiny alpha magnifies float noise there without bound."""
-    return np.concatenate([x[:, :3] * x[:, 3:4], x[:, 3:4]], 1)
-
-
 def _export(module: nn.Module, args: tuple, names: list[str], path: Path, side: int | None = None,
             straight_rgba: bool = False) -> float:
     """Export and check onnxruntime against torch on `args`; returns the relative difference.
@@ -117,8 +111,8 @@ def _export(module: nn.Module, args: tuple, names: list[str], path: Path, side: 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     wanted = {i.name for i in session.get_inputs()}  # unused inputs are dropped by the exporter
     got = session.run(None, {n: a.numpy() for n, a in zip(names, args) if n in wanted})[0]
-    if straight_rgba:  # compared as seen: premultiplied
-        got, expected = _visible(got), _visible(expected)
+    if straight_rgba:  # compared as seen, premultiplied: unpremultiplying by a tiny alpha magnifies float noise
+        got, expected = (premultiply(np.moveaxis(x, 1, -1)) for x in (got, expected))  # (N, 4, ...) -> (N, ..., 4)
     err = float(np.abs(got - expected).max() / (1 + np.abs(expected).max()))
     if not err <= TOLERANCE:
         raise UserError(f"compile: the ONNX graph {path.name} differs from torch by {err:.2e} "

@@ -147,8 +147,8 @@ class OnnxPipeline:
             raise UserError(f"model '{self.folder}' was compiled for {self.manifest['settings']}: "
                             "expected those settings (the torch pipeline takes any)")
         _, cond = self.layout(params)
-        full_size = self.manifest.get("decoder") is not None or params.render == "warp"
-        reference, placements = references(full_size, stickers, self.resolution)
+        reference, placements = references(self.manifest.get("decoder") is not None, params.render, stickers,
+                                           self.resolution)
         self.stats = {"nfe": 0.0}
         out = []
         steps = len(self.manifest["solver"]["timesteps"])

@@ -131,10 +131,9 @@ class AnimatePipeline:
         """Like `animate` for already prepared stickers (preprocess.prepare_sticker)."""
         prompts = prompts_per_sticker(prompts, len(stickers))
         params = check_params(params or self.model.sampling)
-        # Frames at the input's own size (up to 512 px) with the warp render or a reference decoder
-        # (refdecode.py); the fuse render of a model without one decodes at its own size.
-        full_size = self.model.decoder is not None or params.render == "warp"
-        reference, placements = references(full_size, stickers, self.model.cfg.resolution)
+        # Frames at the input's own size (up to 512 px) where they can be (refdecode.py).
+        reference, placements = references(self.model.decoder is not None, params.render, stickers,
+                                           self.model.cfg.resolution)
         if reference is not None:  # (B, S, S, 4) -> (B, 4, S, S)
             reference = torch.from_numpy(reference).permute(0, 3, 1, 2).contiguous()
         video = self.generate_video(to_tensor([s.canvas for s in stickers]), prompts, params, progress, reference)

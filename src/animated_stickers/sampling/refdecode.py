@@ -49,11 +49,13 @@ def warn_no_decoder() -> None:
         log.warning("this model has no reference decoder: frames are decoded at its native size and upscaled")
 
 
-def references(full_size: bool, stickers: list[Sticker], canvas: int) -> tuple[np.ndarray | None, list[Placement]]:
+def references(has_decoder: bool, render: str, stickers: list[Sticker], canvas: int
+               ) -> tuple[np.ndarray | None, list[Placement]]:
     """The pipelines' hook: reference canvases (B, S, S, 4) straight RGBA float32 in [0, 1] and the
-    placements to restore frames with; (None, the model-canvas placements) when frames are drawn at the
-    model's size (the fuse render of a model without a decoder)."""
-    if not full_size:
+    placements to restore frames with. Frames are drawn at the input's size by the warp render or a
+    reference decoder; otherwise (the fuse render of a model without a decoder) (None, the model-canvas
+    placements)."""
+    if not (has_decoder or render == "warp"):
         warn_no_decoder()
         return None, [s.placement for s in stickers]
     size = output_size(stickers, canvas)
