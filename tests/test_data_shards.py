@@ -124,6 +124,11 @@ def test_stats_json_and_preview_cli(items, tmp_path):
     assert s["buckets"]["edges"] == [3.0] and len(s["errors"]) == 2 and s["keyed"] == 1
     assert s["buckets"]["counts_all_animated"]["4"] >= 1  # the sleeping face: little motion, low fps
     assert dataset_stats(out) == s
+    words = s["motion_words"]  # clips per motion word: every clip counted once as its strongest word
+    assert sum(words["strongest"].values()) == 4 and set(words["any"]) == set(words["strongest"])
+    assert all(words["any"][w] >= words["strongest"][w] for w in words["any"])
+    rows = read_jsonl(out / "manifest.jsonl")
+    assert words["strongest"][rows[0]["motion_words"][0]] >= 1
 
     res = runner.invoke(app, ["preview", str(out), "--per-bucket", "2"])
     assert res.exit_code == 0, res.output

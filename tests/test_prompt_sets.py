@@ -2,7 +2,7 @@
 
 import pytest
 
-from animated_stickers.data.motionwords import VOCAB, prompt_motion
+from animated_stickers.data.motionwords import VOCAB, prompt_motion, prompt_request, without_motion_words
 from animated_stickers.data.prompt_sets import BUCKETS, motion_eval_prompts, prompt_set
 
 
@@ -26,3 +26,13 @@ def test_motion_eval_prompts_name_four_different_motions():
     prompts = motion_eval_prompts("1f600")
     assert len(prompts) == 4 and all(p.startswith("grinning face ") for p in prompts)
     assert [prompt_motion(p) for p in prompts] == ["bouncing", "sliding", "spinning", "pulsing"]
+
+
+def test_a_subject_whose_name_names_a_motion_does_not_add_it_to_the_prompts():
+    # Noto's 26f9 is "person bouncing ball": "... bouncing ball sliding left and right" asked for two motions
+    prompts = motion_eval_prompts("man bouncing ball")
+    assert [prompt_motion(p) for p in prompts] == ["bouncing", "sliding", "spinning", "pulsing"]
+    assert all(len(prompt_request(p).words) == 1 for p in prompts) and prompts[1].startswith("man ball ")
+    specs = prompt_set(["man bouncing ball"], 6, seed=2)
+    assert all(prompt_motion(s.prompt) == s.motion_word for s in specs)
+    assert without_motion_words("Grinning face, big eyes") == "Grinning face, big eyes"  # untouched when none

@@ -205,3 +205,12 @@ def test_bench_resolutions_times_each_canvas_and_rejects_bad_sizes(tmp_path):
     assert bad.exit_code != 0 and "--resolutions '128,abc'" in bad.stderr
     bad = run("bench", "--resolutions", "100")
     assert bad.exit_code != 0 and "--resolutions 100" in bad.stderr
+
+
+def test_room_draws_a_full_sticker_smaller_for_its_motion_and_no_room_keeps_its_size(models, images, tmp_path):
+    args = [images[0], "--prompt", "sliding left and right", "--model", models / "video", *FAST]
+    assert run("animate", *args, "--out", tmp_path / "room.webp").exit_code == 0
+    assert run("animate", *args, "--no-room", "--out", tmp_path / "kept.webp").exit_code == 0
+    room, kept = (np.asarray(read_frames(tmp_path / f"{n}.webp")[0][3])[..., 3].astype(float) for n in ("room", "kept"))
+    # The ellipse spans 80% of its width: sliding it by its full amplitude needs room on the canvas.
+    assert room.sum() < 0.95 * kept.sum()

@@ -93,6 +93,16 @@ def test_animate_returns_an_8_frame_webp_with_alpha_at_the_input_size(server):
         assert p["state"] == "done" and p["total"] > 0 and p["step"] == p["total"]
 
 
+def test_room_false_keeps_the_sticker_at_its_size_under_a_motion_prompt(server):
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        alpha = {}
+        for room in ("true", "false"):
+            r = post_animate(client, sticker_png(96, 64), prompt="sliding left and right", room=room)
+            assert r.status_code == 200, r.text
+            alpha[room] = frames_of(r.content)[3][..., 3].astype(float).sum()  # the sticker's own frame
+    assert alpha["true"] < 0.95 * alpha["false"]  # drawn smaller to make room for the slide
+
+
 def test_messenger_preset_reply_meets_its_canvas(server):
     with httpx.Client(base_url=server.url, timeout=120) as client:
         r = post_animate(client, sticker_png(96, 64), preset="slack-emoji", format="webp")
@@ -139,6 +149,7 @@ BAD_INPUTS = {
     "unknown format": ({"format": "bmp"}, ("s.png", PNG, "image/png"), 422),
     "unknown preset": ({"preset": "myspace"}, ("s.png", PNG, "image/png"), 422),
     "unknown render": ({"render": "paint"}, ("s.png", PNG, "image/png"), 422),
+    "room not a yes/no": ({"room": "maybe"}, ("s.png", PNG, "image/png"), 422),
     "no image": ({}, None, 422),
 }
 

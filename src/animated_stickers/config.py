@@ -143,6 +143,9 @@ class SamplingConfig:
     # The global motion a prompt names (bouncing, spinning, ...) applied exactly to the model's frames
     # (sampling/promptmotion.py); the model supplies the look and the local motion. Off: the model alone.
     prompt_motion: bool = True
+    # Room for that motion: a sticker that fills its canvas is drawn smaller (down to 0.7) so a bounce or a
+    # slide keeps the size asked for and stays in view. Off (or with paste_input): the motion shrinks instead.
+    room: bool = True
     # How frames are drawn at the output size (issue 13 / detail): "warp" moves the sticker's own pixels
     # along the model's motion (dense flow of its decoded frames) with that motion kept to its lowest
     # `harmonics` loop frequencies: crisp, seamless, no new pixels, so no colour blobs, and nothing the

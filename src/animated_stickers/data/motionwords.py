@@ -229,9 +229,14 @@ def _register(f_cond, f_t, a_cond, a_t, prev_deg: float, points: np.ndarray):
     # Track in conditioning-frame coordinates (frame t warped back by the search's similarity): what is
     # left is small, which Lucas-Kanade handles even when the sticker has turned a long way.
     back = cv2.warpAffine(f_t, m0, f_cond.shape[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    found, ok, _ = cv2.calcOpticalFlowPyrLK(to8(f_cond), to8(back), points.astype(np.float32), None,
-                                            winSize=(11, 11), maxLevel=2)
-    ok = ok.ravel().astype(bool)
+    lk = dict(winSize=(11, 11), maxLevel=2)
+    found, ok, _ = cv2.calcOpticalFlowPyrLK(to8(f_cond), to8(back), points.astype(np.float32), None, **lk)
+    # A track that cannot be followed back to the conditioning frame is lost, not local motion (flat
+    # stickers have few corners; one lost corner read a spin as a wave). Only the backward status counts:
+    # a round-trip distance bar (1-3 px) also dropped good edge points on one side of a squash, which then
+    # read as a wave.
+    _, ok_back, _ = cv2.calcOpticalFlowPyrLK(to8(back), to8(f_cond), found, None, **lk)
+    ok = ok.ravel().astype(bool) & ok_back.ravel().astype(bool)
     if ok.sum() < 6:
         return m0, lost
     moved = (found @ m0[:, :2].T + m0[:, 2]).astype(np.float32)  # back to frame-t coordinates
@@ -501,18 +506,41 @@ def _whole(phrase: str) -> str:
     return r"(?<![a-z])" + re.escape(phrase) + r"(?![a-z])"
 
 
-def prompt_request(prompt: str) -> MotionRequest:
-    """Every motion word a prompt names (longer phrases win, no overlaps) with its adverbs:
-    'bouncing quickly while spinning' -> (bouncing, spinning), speed 'fast'."""
-    text = _normalised(prompt)
+def _motion_spans(text: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, phrase, word) of every motion phrase in a normalised text, longer phrases first, no
+    overlaps."""
     taken = [False] * len(text)
-    strong, weak = [], []
+    spans = []
     for phrase, word in _PATTERNS:  # longest first
         for m in re.finditer(_whole(phrase), text):
             if any(taken[m.start():m.end()]):
                 continue
             taken[m.start():m.end()] = [True] * (m.end() - m.start())
-            (weak if phrase in _WEAK else strong).append((m.start(), word))
+            spans.append((m.start(), m.end(), phrase, word))
+    return spans
+
+
+def without_motion_words(text: str) -> str:
+    """`text` with the motion phrases it names taken out ('man bouncing ball' -> 'man ball'): a subject
+    name that itself names a motion would otherwise add that motion to every prompt made from it."""
+    norm = _normalised(text)
+    spans = _motion_spans(norm)
+    if not spans:
+        return text
+    keep = [True] * len(norm)
+    for start, end, _, _ in spans:
+        keep[start:end] = [False] * (end - start)
+    out = " ".join("".join(c for c, k in zip(norm, keep) if k).split())
+    return out or text
+
+
+def prompt_request(prompt: str) -> MotionRequest:
+    """Every motion word a prompt names (longer phrases win, no overlaps) with its adverbs:
+    'bouncing quickly while spinning' -> (bouncing, spinning), speed 'fast'."""
+    text = _normalised(prompt)
+    strong, weak = [], []
+    for start, _, phrase, word in _motion_spans(text):
+        (weak if phrase in _WEAK else strong).append((start, word))
     hits = sorted(strong) or sorted(weak)
     words = tuple(dict.fromkeys(w for _, w in hits))
 

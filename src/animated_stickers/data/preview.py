@@ -73,12 +73,13 @@ def write_previews(folder: str | Path, out: str | Path, per_bucket: int = 6, num
             clips.append(over_checkerboard(fit_pad_frames(frames, tile)))
             labels.append(f"{rec['scores'][buckets.score]:.2f} {rec.get('label') or rec['key']}"[:40])
         stem = f"bucket-{b}-{fps:g}fps"
-        written.append(_contact_sheet(clips, labels, tile, out / f"{stem}.png"))
-        written.append(_animated_grid(clips, tile, fps, out / f"{stem}.webp"))
+        written.append(contact_sheet(clips, labels, tile, out / f"{stem}.png"))
+        written.append(animated_grid(clips, tile, fps, out / f"{stem}.webp"))
     return written
 
 
-def _contact_sheet(clips: list[np.ndarray], labels: list[str], tile: int, path: Path) -> Path:
+def contact_sheet(clips: list[np.ndarray], labels: list[str], tile: int, path: Path) -> Path:
+    """Clips (T, tile, tile, 3) uint8 as labelled rows of frames -> a PNG at `path` (written atomically)."""
     n_frames = clips[0].shape[0]
     sheet = Image.new("RGB", (n_frames * tile, len(clips) * (tile + LABEL_H)), "white")
     draw = ImageDraw.Draw(sheet)
@@ -92,7 +93,8 @@ def _contact_sheet(clips: list[np.ndarray], labels: list[str], tile: int, path: 
     return path
 
 
-def _animated_grid(clips: list[np.ndarray], tile: int, fps: float, path: Path) -> Path:
+def animated_grid(clips: list[np.ndarray], tile: int, fps: float, path: Path) -> Path:
+    """Clips (T, tile, tile, 3) uint8 playing side by side, 3 per row -> an animated WebP at `path`."""
     cols = min(len(clips), 3)
     rows = -(-len(clips) // cols)
     frames = []

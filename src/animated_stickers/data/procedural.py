@@ -275,10 +275,28 @@ def alpha_box(alpha: np.ndarray, threshold: float = 8) -> tuple[float, float, fl
     return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
 
 
-def source_coords(comps: list[Component], p: float, box, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-index coordinates (H, W) to sample for each output pixel at phase p (inverse mapping)."""
+@dataclass(frozen=True)
+class Room:
+    """Where the moving sticker is drawn on its canvas: output = scale * input + (dx, dy), the offsets in
+    shares of the canvas's width and height. Room() draws it where it is."""
+
+    scale: float = 1.0
+    dx: float = 0.0
+    dy: float = 0.0
+
+    @property
+    def identity(self) -> bool:
+        return self.scale == 1.0 and self.dx == 0.0 and self.dy == 0.0
+
+
+def source_coords(comps: list[Component], p: float, box, shape: tuple[int, int],
+                  room: Room = Room()) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-index coordinates (H, W) to sample for each output pixel at phase p (inverse mapping); `room`
+    is undone first (it is applied last)."""
     sticker = max(box[2] - box[0], box[3] - box[1])
     y, x = np.mgrid[:shape[0], :shape[1]].astype(np.float32) + 0.5  # pixel centres
+    if not room.identity:
+        x, y = (x - room.dx * shape[1]) / room.scale, (y - room.dy * shape[0]) / room.scale
     for c in comps:  # the first component is the outermost: undo it first
         inverse = _warp_inverse if MOTIONS[c.name].kind == "warp" else _affine_inverse
         x, y = inverse(x, y, c, p, box, sticker)
@@ -338,18 +356,80 @@ def fit_in_view(comps: list[Component], alpha: np.ndarray, num_frames: int, lost
     return comps
 
 
-def move_frames(frames: np.ndarray, comps: list[Component], cond: int) -> np.ndarray:
+MIN_ROOM_SCALE = 0.7  # the sticker is drawn at least this large when it makes room (a square spinning needs 0.71)
+
+
+def motion_envelope(comps: list[Component], alpha: np.ndarray, num_frames: int) -> tuple[float, ...]:
+    """(left, top, right, bottom) of everything the moving sticker covers over the loop, in shares of the
+    canvas (beyond [0, 1] where it would leave it); alpha (H, W) in [0, 1], small (64 px is plenty)."""
+    h, w = alpha.shape
+    box = alpha_box(alpha, 0.03 * float(alpha.max()))
+    wide = Room(1.0, 0.25, 0.25)  # a canvas twice as large with the sticker's canvas in its middle
+    union = np.zeros((2 * h, 2 * w), np.float32)
+    for t in range(num_frames):
+        xs, ys = source_coords(comps, 2 * math.pi * t / num_frames, box, (2 * h, 2 * w), wide)
+        union = np.maximum(union, sample_bilinear(alpha[..., None], xs, ys)[..., 0])
+    ys, xs = np.nonzero(union > 0.05)
+    still_ys, still_xs = np.nonzero(alpha > 0.05)
+    if len(xs) == 0 or len(still_xs) == 0:
+        return 0.0, 0.0, 1.0, 1.0
+    # Both boxes in small-canvas pixels, edges exclusive; the still sticker's shifted into the wide canvas.
+    moving = np.array([xs.min() - w / 2, ys.min() - h / 2, xs.max() + 1 - w / 2, ys.max() + 1 - h / 2])
+    still = np.array([still_xs.min(), still_ys.min(), still_xs.max() + 1, still_ys.max() + 1], np.float64)
+    grows = np.array([-1, -1, 1, 1])  # the direction each edge moves outwards
+    # One more px on each side the motion reaches past the still sticker: a turning corner's tip falls
+    # between the small canvas's pixels.
+    reach = np.where(grows * (moving - still) > 0, moving + grows, still)
+    return tuple(float(v) for v in reach / np.array([w, h, w, h]))
+
+
+def room_for(envelope: tuple[float, ...]) -> Room:
+    """The largest drawing of the sticker (scale <= 1) that keeps the motion's envelope on the canvas: scaled
+    about the envelope's centre, then shifted the least that brings it inside (a bounce stands on the floor).
+    Room() when the envelope is on the canvas already."""
+    left, top, right, bottom = envelope
+    if left >= 0 and top >= 0 and right <= 1 and bottom <= 1:
+        return Room()
+    scale = min(1.0, 1.0 / (right - left), 1.0 / (bottom - top))
+    offsets = []
+    for lo, hi in ((left, right), (top, bottom)):
+        mid = (lo + hi) / 2
+        new_lo, new_hi = mid + scale * (lo - mid), mid + scale * (hi - mid)
+        shift = max(0.0, -new_lo) + min(0.0, 1.0 - new_hi)
+        offsets.append((1 - scale) * mid + shift)
+    return Room(float(scale), float(offsets[0]), float(offsets[1]))
+
+
+def make_room(comps: list[Component], alpha: np.ndarray, num_frames: int, size: int = 64
+              ) -> tuple[list[Component], Room]:
+    """The prompt's motion at its asked-for amplitude, with the sticker drawn smaller (down to MIN_ROOM_SCALE)
+    so that the motion stays on the canvas; only past that do the amplitudes shrink, to the gentlest the
+    training clips show (spins keep their whole turn, so a spinning sticker may still be drawn smaller)."""
+    small = cv2.resize(alpha.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+    if small.max() <= 0:
+        return comps, Room()
+    room = room_for(motion_envelope(comps, small, num_frames))
+    for _ in range(8):
+        if room.scale >= MIN_ROOM_SCALE:
+            break
+        comps = [c if c.name == "spin" else dataclasses.replace(
+            c, amp=max(_PARAMS[c.name][0][0], 0.8 * c.amp)) for c in comps]
+        room = room_for(motion_envelope(comps, small, num_frames))
+    return comps, room
+
+
+def move_frames(frames: np.ndarray, comps: list[Component], cond: int, room: Room = Room()) -> np.ndarray:
     """Frames (T, H, W, 4) float straight RGBA in [0, 1], each moved by `comps` at its phase (frame `cond`
-    at phase 0, untouched). Bicubic resampling of premultiplied colour (OpenCV), about the box of the
-    conditioning frame."""
+    at phase 0: untouched unless `room` redraws it smaller). Bicubic resampling of premultiplied colour
+    (OpenCV), about the box of the conditioning frame."""
     t_len, h, w = frames.shape[:3]
     box = alpha_box(frames[cond, ..., 3], 8 / 255)
     out = np.empty_like(frames)
     for t in range(t_len):
-        if t == cond:
+        if t == cond and room.identity:
             out[t] = frames[t]
             continue
-        xs, ys = source_coords(comps, 2 * math.pi * (t - cond) / t_len, box, (h, w))
+        xs, ys = source_coords(comps, 2 * math.pi * (t - cond) / t_len, box, (h, w), room)
         moved = cv2.remap(premultiply(frames[t]), xs, ys, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=0)
         out[t] = unpremultiply(np.clip(moved, 0.0, 1.0))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .motionwords import VOCAB
+from .motionwords import VOCAB, prompt_motion, without_motion_words
 
 BUCKETS = ("action", "emotion", "open-ended")
 _ACTION = ["{s} {m}", "a {s} {m}", "{s}, {m}", "cute {s} {m}"]
@@ -31,16 +31,18 @@ class PromptSpec:
 
 
 def subject_of(name: str) -> tuple[str, list[str]]:
-    """An emoji file stem -> (its CLDR label, keywords); any other text is its own subject."""
+    """An emoji file stem -> (its CLDR label, keywords); any other text is its own subject. Motion words are
+    taken out of both ('man bouncing ball' -> 'man ball'): only the prompt's motion phrase names a motion."""
     from .captions import CaptionError, caption_for, is_codepoint_stem
 
     if is_codepoint_stem(name):
         try:
             cap = caption_for(name)
-            return cap.label, [k for k in cap.keywords if k.lower() not in cap.label.lower()]
+            keywords = [k for k in cap.keywords if k.lower() not in cap.label.lower() and not prompt_motion(k)]
+            return without_motion_words(cap.label), keywords
         except CaptionError:
             pass
-    return name, []
+    return without_motion_words(name), []
 
 
 def prompt_set(subjects: list[str], n: int, seed: int = 0) -> list[PromptSpec]:

@@ -38,6 +38,22 @@ def load_manifest(folder: str | Path) -> list[dict]:
     return read_jsonl(folder / "manifest.jsonl")
 
 
+def _word_coverage(anim: list[dict]) -> dict:
+    """Clips per motion word (issue 12): how many clips show each VOCAB word at all and as their strongest
+    motion, per source; every word has a row, so a word no clip shows reads 0."""
+    from .motionwords import VOCAB
+
+    def count(rows: list[dict], first: bool) -> dict[str, int]:
+        c = Counter(w for r in rows for w in (r.get("motion_words") or ["still"])[:1 if first else None])
+        return {w: c.get(w, 0) for w in VOCAB}
+
+    by_source: dict[str, list[dict]] = {}
+    for r in anim:
+        by_source.setdefault(r["source"], []).append(r)
+    return {"any": count(anim, False), "strongest": count(anim, True),
+            "strongest_by_source": {src: count(rs, True) for src, rs in sorted(by_source.items())}}
+
+
 def dataset_stats(folder: str | Path) -> dict:
     """Counts, frames, fps, motion-score quantiles, buckets and caption coverage of a prepared folder."""
     folder = Path(folder)
@@ -86,6 +102,7 @@ def dataset_stats(folder: str | Path) -> dict:
             "by_caption_source": dict(Counter(r.get("caption_source", "none") for r in rows)),
             "mean_keywords": round(float(np.mean([len(r.get("keywords") or []) for r in rows])), 2) if rows else 0,
         },
+        "motion_words": _word_coverage(anim),
         "licenses": dict(Counter(r["license"] for r in rows)),
         "bytes": int(sum(r.get("bytes", 0) for r in rows)),
         "shards": len(summary.get("shards", [])),
@@ -107,6 +124,8 @@ def format_stats(s: dict) -> str:
         f"  motion frame_diff: {s['motion']['frame_diff']}",
         f"  motion mv:         {s['motion']['mv']}  (rank corr {s['motion']['rank_correlation']})",
         f"  captions: {s['captions']['with_caption']}/{s['samples']} ({100 * s['captions']['coverage']:.1f}%)",
+        "  clips per motion word (shown at all / strongest): " + ", ".join(
+            f"{w} {n}/{s['motion_words']['strongest'][w]}" for w, n in s["motion_words"]["any"].items()),
         f"  skipped {s['skipped']}, errors {len(s['errors'])}",
     ]
     if s["buckets"]:

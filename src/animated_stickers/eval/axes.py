@@ -3,8 +3,10 @@
 `stickers eval axes --model M --style S` animates N stickers of one style with four prompts that name
 clearly different motions (data/prompt_sets.motion_eval_prompts) and one more seed of the first, then
 reports, per style:
-  detail     - median detail ratio (eval/detail.py: fine detail of the frames over the input's, same size)
-  cond_psnr  - the conditioning frame against the input sticker (dB): is the sticker's own look kept?
+  detail     - median detail ratio (eval/detail.py: fine detail of the frames over the input's, same size),
+               against the sticker as the clip draws it (smaller where the prompt's motion needed room:
+               `drawn at` is that scale) and, beside it, against the input at its full size
+  cond_psnr  - the conditioning frame against the sticker as drawn (dB): is the sticker's own look kept?
   relevance  - prompt-motion agreement (eval/relevance.py, chance stated) and prompt sensitivity
                (distance between prompts / distance between seeds)
   looping    - the calibrated looping criterion's pass rate, and the share of seams larger than twice the
@@ -23,6 +25,7 @@ import numpy as np
 
 from ..data.prompt_sets import motion_eval_prompts
 from ..rgba import fit_premultiplied, premultiply
+from ..sampling.promptmotion import drawn_sticker
 from .detail import detail_ratio, psnr
 from .relevance import clip_distance, prompt_motion_agreement
 
@@ -91,8 +94,9 @@ def seam_ratio(frames: np.ndarray) -> float:
 
 
 def evaluate_style(animate: Callable, stickers: list[Sticker], cond: int, fps: float, thresholds,
-                   progress=iter) -> dict:
-    """`animate(rgba, prompts, seed) -> list of (T, H, W, 4) uint8` for one sticker and several prompts."""
+                   progress=iter, room: bool = True) -> dict:
+    """`animate(rgba, prompts, seed) -> list of (T, H, W, 4) uint8` for one sticker and several prompts;
+    `room`: whether those settings draw the sticker smaller for its motion (promptmotion.makes_room)."""
     from .measures import looping, make_clip
 
     rows, items, a_clips, b_clips, a2_clips = [], [], [], [], []
@@ -105,12 +109,16 @@ def evaluate_style(animate: Callable, stickers: list[Sticker], cond: int, fps: f
         a2_clips.append(second)
         for p, c in zip(prompts, clips):
             items.append((p, c, fps, cond))
-            image = s.rgba
+            # The sticker as the clip draws it: smaller where the prompt's motion needed room (the scale
+            # is reported; detail and PSNR are then about the rendering, not the size).
+            image, scale = drawn_sticker(s.rgba, p, len(c), room)
             loop_value = looping(make_clip(c, image, cond)).value
             ref = fit_premultiplied(premultiply(image), c.shape[1:3])
             rows.append({
                 "sticker": s.name, "prompt": p,
                 "detail": detail_ratio(c, image),
+                "detail_vs_input": detail_ratio(c, s.rgba),
+                "room_scale": scale,
                 "cond_psnr": psnr(premultiply(c[cond]), ref),
                 "seam_ratio": seam_ratio(c),
                 "looping_pass": bool(thresholds["looping"].passes(loop_value)),
@@ -121,6 +129,8 @@ def evaluate_style(animate: Callable, stickers: list[Sticker], cond: int, fps: f
     return {
         "stickers": len(stickers), "clips": len(rows),
         "detail_median": float(np.median([r["detail"] for r in rows])),
+        "detail_vs_input_median": float(np.median([r["detail_vs_input"] for r in rows])),
+        "room_scale_median": float(np.median([r["room_scale"] for r in rows])),
         "detail_below_0.7": float(np.mean([r["detail"] < 0.7 for r in rows])),
         "cond_psnr_median": float(np.median([r["cond_psnr"] for r in rows])),
         "agreement": agreement["agreement"], "chance": agreement["chance"], "per_word": agreement["per_word"],
@@ -132,11 +142,13 @@ def evaluate_style(animate: Callable, stickers: list[Sticker], cond: int, fps: f
 
 
 def summary_markdown(results: dict[str, dict]) -> str:
-    lines = ["| style | stickers | detail (median) | detail < 0.7 | cond PSNR dB | agreement (chance) | "
-             "sensitivity | looping pass | seam > 2x median |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| style | stickers | detail (median) | detail < 0.7 | detail vs input at full size | drawn at (median) | "
+             "cond PSNR dB | agreement (chance) | sensitivity | looping pass | seam > 2x median |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for style, r in results.items():
         agree = "-" if r["agreement"] is None else f"{r['agreement']:.2f} ({r['chance']:.2f})"
         lines.append(f"| {style} | {r['stickers']} | {r['detail_median']:.2f} | {r['detail_below_0.7']:.2f} | "
+                     f"{r['detail_vs_input_median']:.2f} | {r['room_scale_median']:.2f} | "
                      f"{r['cond_psnr_median']:.1f} | {agree} | {r['sensitivity']:.2f} | {r['looping_pass']:.2f} | "
                      f"{r['seam_over_2x']:.2f} |")
     return "\n".join(lines)

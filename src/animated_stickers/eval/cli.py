@@ -104,6 +104,8 @@ def axes(
     prompt_motion: bool | None = typer.Option(None, "--prompt-motion/--model-motion-only",
                                               help="The prompt's global motion applied exactly (default: the "
                                                    "model's setting), or the model's motion alone."),
+    room: bool | None = typer.Option(None, "--room/--no-room", help="Draw a sticker that fills its canvas "
+                                     "smaller for the prompt's motion (default: the model's setting)."),
     report: Path | None = typer.Option(None, help="Write axes.json + axes.md here."),
 ) -> None:
     """Detail, relevance and looping on held-out and unseen-style stickers (what a user sees first)."""
@@ -116,6 +118,7 @@ def axes(
     from ..atomic import atomic_write_text
     from ..data.sources import default_cache
     from ..sampling.pipeline import AnimatePipeline, clip_layout
+    from ..sampling.promptmotion import makes_room
     from .axes import STYLES, evaluate_style, load_stickers, summary_markdown
     from .thresholds import load_thresholds
 
@@ -124,7 +127,8 @@ def axes(
         raise UserError(f"--style '{bad[0]}': expected one of {', '.join(STYLES)}")
     pipe = AnimatePipeline.from_dir(model)
     over = {k: v for k, v in {"steps": steps, "text_guidance": text_guidance, "image_guidance": image_guidance,
-                              "num_frames": frames, "prompt_motion": prompt_motion}.items() if v is not None}
+                              "num_frames": frames, "prompt_motion": prompt_motion, "room": room}.items()
+            if v is not None}
     params = dataclasses.replace(pipe.model.sampling, **over)
     t, cond = clip_layout(pipe.model.cfg, params)
 
@@ -137,7 +141,8 @@ def axes(
     results = {}
     for s in style:
         stickers = load_stickers(s, n, default_cache(), size)
-        results[s] = evaluate_style(animate, stickers, cond, 8.0 * t / 8, th, progress=_bar(f"axes {s}"))
+        results[s] = evaluate_style(animate, stickers, cond, 8.0 * t / 8, th, progress=_bar(f"axes {s}"),
+                                    room=params.prompt_motion and makes_room(params))
     text = summary_markdown(results)
     print(text)
     if report:
@@ -145,6 +150,47 @@ def axes(
         atomic_write_text(report / "axes.json", json.dumps({"params": dataclasses.asdict(params), **results},
                                                            indent=1, default=str))
         atomic_write_text(report / "axes.md", text + "\n")
+
+
+@app.command()
+@one_line_errors
+def sheet(
+    image: Path = typer.Argument(..., help="The sticker (PNG/WebP with transparency)."),
+    prompt: list[str] = typer.Option(..., "--prompt", help="One row per prompt (repeatable)."),
+    out: Path = typer.Option(..., help="The contact sheet (.png); the animated grid goes beside it (.webp)."),
+    model: Path = typer.Option(None, help="Model folder (default: the bundled weights/tiny)."),
+    frames: int | None = typer.Option(None, min=2, max=32, help="Frames per loop (default: the model's)."),
+    room: bool | None = typer.Option(None, "--room/--no-room", help="Draw a sticker that fills its canvas "
+                                     "smaller for the prompt's motion (default: the model's setting)."),
+    tile: int = typer.Option(96, min=32, max=512, help="Frame size on the sheet (px)."),
+) -> None:
+    """One sticker under several prompts: a contact sheet labelled with the motion measured in each row."""
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+
+    from ..sampling.pipeline import AnimatePipeline, clip_layout
+    from ..sampling.preprocess import load_image
+    from .sheet import prompt_sheet
+
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out '{out}': expected a .png file")
+    still = load_image(image)
+    pipe = AnimatePipeline.from_dir(model)
+    over = {k: v for k, v in {"num_frames": frames, "room": room}.items() if v is not None}
+    params = dataclasses.replace(pipe.model.sampling, **over)
+    t, cond = clip_layout(pipe.model.cfg, params)
+
+    def animate(rgba, prompts):
+        seqs = pipe.animate([Image.fromarray(rgba, "RGBA")] * len(prompts), prompts, params)
+        return [np.stack([np.asarray(f.convert("RGBA")) for f in seq]) for seq in seqs]
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = prompt_sheet(animate, np.asarray(still.convert("RGBA")), prompt, out, cond, fps=8.0 * t / 8, tile=tile)
+    for r in rows:
+        print(f"{r['measured']:>10}  {r['prompt']}")
+    print(f"wrote {out} and {out.with_suffix('.webp')}")
 
 
 @app.command()

@@ -18,7 +18,7 @@ SCHEDULER_HELP = "dpm (DPM-Solver++ 2M, logSNR grid), dpm-lu, ddim, ddpm or lcm 
 
 
 def _params(pipe, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16, paste_input=None,
-            frames=None, cond_frame=None, prompt_motion=None, render=None):
+            frames=None, cond_frame=None, prompt_motion=None, render=None, room=None):
     """The call's sampling settings: the pipeline's model defaults with the flags given (torch-free)."""
     from .params import check_params, with_overrides
 
@@ -26,7 +26,7 @@ def _params(pipe, seed, steps, image_guidance, text_guidance, guided_steps, sche
                                          text_guidance=text_guidance, guided_steps=guided_steps,
                                          scheduler=scheduler, dtype="bfloat16" if bf16 else None,
                                          paste_input=paste_input, num_frames=frames, cond_frame=cond_frame,
-                                         prompt_motion=prompt_motion, render=render))
+                                         prompt_motion=prompt_motion, render=render, room=room))
     pipe.layout(params)  # one error line for a conditioning frame outside the loop
     return params
 
@@ -163,6 +163,9 @@ def register(app: typer.Typer) -> None:
                                                   "exactly as the prompt says (bouncing, spinning, ... with "
                                                   "gently/wildly/slowly/quickly; model default), or leave all "
                                                   "motion to the model.")] = None,
+        room: Annotated[bool | None, Opt("--room/--no-room", help="Draw a sticker that fills its canvas smaller "
+                                         "(down to 0.7) so the prompt's motion keeps its size and stays in view "
+                                         "(model default), or keep its size and shrink the motion.")] = None,
         render: Annotated[str | None, Opt("--render", help="warp (default): your sticker's own pixels moved "
                                           "along the model's motion, kept to its slowest loop cycles: crisp and "
                                           "seamless; fuse: the learned decoder, which may also draw new content "
@@ -191,7 +194,7 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--frames-out '{frames_out}' is a file: expected a folder")
         pipe, params = _open_pipeline(engine, model, jit, threads, (
             seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16, paste_input, frames,
-            cond_frame, prompt_motion, render))
+            cond_frame, prompt_motion, render, room))
         jobs = plan_jobs(images or [], prompt or [], out, inputs, outputs, fmt, pipe.resolution, preset)
         batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
         bar = _Bar(len(batches) * params.steps, f"animating {len(jobs)} sticker(s)")

@@ -9,7 +9,7 @@ Nothing here imports torch, diffusers or transformers: a cold `stickers animate`
 onnxruntime, OpenCV and Pillow only.
 
 It serves exactly the settings it was compiled for (manifest.json: scheduler, steps, guidance, frames,
-conditioning frame, float32); the seed, `prompt_motion` and `paste_input` are free. Anything else, a
+conditioning frame, float32); the seed, `prompt_motion`, `room` and `paste_input` are free. Anything else, a
 stale compile (the weights' digest differs) or a missing one falls back to the torch pipeline.
 """
 
@@ -33,7 +33,7 @@ from ..flow import DEFAULT_PRESET, flows_to_frame, move_sticker, warp_along
 from ..rgba import array_to_images, images_to_array, premultiply, restore_from_square
 from .params import check_params, clip_layout, prompts_per_sticker
 from .preprocess import Sticker
-from .promptmotion import move_by_prompt
+from .promptmotion import makes_room, move_by_prompt
 from .refdecode import references
 
 COMPILED_DIR = "onnx"  # <model folder>/onnx/
@@ -161,7 +161,7 @@ class OnnxPipeline:
             video = self._video(sticker, prompt, params.seed + i, cond, None if reference is None else reference[i],
                                 params, step_done)
             if params.prompt_motion:
-                moved = move_by_prompt(video, prompt, cond)
+                moved = move_by_prompt(video, prompt, cond, makes_room(params))
                 video = video if moved is None else moved
             seq = [restore_from_square(f, placement) for f in array_to_images(video)]
             if params.paste_input:

@@ -48,7 +48,7 @@ from .optimize import FastUNet, SpeedOptions, autocast
 from .params import MAX_FRAMES, MAX_SEED, check_params, prompts_per_sticker, with_overrides  # noqa: F401 (re-exported)
 from .params import clip_layout as params_layout
 from .preprocess import Sticker, prepare_sticker
-from .promptmotion import apply_prompt_motion
+from .promptmotion import apply_prompt_motion, makes_room
 from .refdecode import references
 
 Progress = Callable[[int, int], None]
@@ -165,7 +165,7 @@ class AnimatePipeline:
         if not params.prompt_motion:
             return video
         with _timed(self.stats, "prompt_motion_s"):  # the global motion the prompt names (promptmotion.py)
-            return apply_prompt_motion(video, prompts, clip_layout(self.model.cfg, params)[1])
+            return apply_prompt_motion(video, prompts, clip_layout(self.model.cfg, params)[1], makes_room(params))
 
     def conditions(self, prompts: list[str], image_latent: torch.Tensor) -> IP2PConditions:
         """Text encoded and projected once per call (not per frame, not per step)."""

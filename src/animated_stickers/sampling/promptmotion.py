@@ -13,7 +13,10 @@ data/procedural.requested_components: the transforms that make and caption the p
 clips), and the video model supplies everything else: the sticker's look in every frame and its own
 local motion. The model's frames, decoded at full size, are moved by that transform frame by frame
 (frame `cond` stays put), so nothing is resampled at 128 px and the loop stays seamless (whole cycles
-per loop). Amplitudes shrink, within the range the training clips show, so the sticker stays in view.
+per loop). A sticker with no room to move on its canvas (most fill it) is drawn smaller, down to 0.7 of
+its size, so the motion keeps the size asked for and stays in view (`room`, the default; every frame,
+the conditioning frame too, is then the sticker at that size); without `room`, or past that, the
+amplitudes shrink within the range the training clips show.
 Prompts that name no motion are left as the model made them; `prompt_motion = False` switches this off.
 """
 
@@ -24,7 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..data.motionwords import prompt_request
-from ..data.procedural import Component, fit_in_view, move_frames, requested_components
+from ..data.procedural import Component, Room, fit_in_view, make_room, move_frames, requested_components
+from ..rgba import to_uint8
 
 if TYPE_CHECKING:
     import torch
@@ -32,28 +36,49 @@ if TYPE_CHECKING:
 MOTION_FPS = 8.0  # the speed words are judged at the rate clips play (8 frames = 1 s)
 
 
-def prompt_components(prompt: str, alpha: np.ndarray, frames: int) -> list[Component]:
-    """The global motion a prompt names, fitted to a sticker's alpha (H, W) in [0, 1]; [] when none."""
+def prompt_components(prompt: str, alpha: np.ndarray, frames: int, room: bool = True
+                      ) -> tuple[list[Component], Room]:
+    """The global motion a prompt names, fitted to a sticker's alpha (H, W) in [0, 1] (([], Room()) when
+    none): with `room`, the sticker is drawn smaller so the motion keeps its size and stays on the canvas
+    (procedural.make_room); without, the motion shrinks to fit (procedural.fit_in_view)."""
     req = prompt_request(prompt)
     comps = requested_components(req.words, req.amplitude, req.speed, frames, MOTION_FPS)
-    return fit_in_view(comps, alpha, frames) if comps else []
+    if not comps:
+        return [], Room()
+    return make_room(comps, alpha, frames) if room else (fit_in_view(comps, alpha, frames), Room())
 
 
-def move_by_prompt(frames: np.ndarray, prompt: str, cond: int) -> np.ndarray | None:
+def move_by_prompt(frames: np.ndarray, prompt: str, cond: int, room: bool = True) -> np.ndarray | None:
     """Straight RGBA frames (T, H, W, 4) in [0, 1] -> the same with the prompt's global motion, or None
     when the prompt names no motion."""
-    comps = prompt_components(prompt, frames[cond, ..., 3], frames.shape[0])
-    return move_frames(frames, comps, cond) if comps else None
+    comps, placed = prompt_components(prompt, frames[cond, ..., 3], frames.shape[0], room)
+    return move_frames(frames, comps, cond, placed) if comps else None
 
 
-def apply_prompt_motion(video: torch.Tensor, prompts: list[str], cond: int) -> torch.Tensor:
+def drawn_sticker(rgba: np.ndarray, prompt: str, frames: int, room: bool = True) -> tuple[np.ndarray, float]:
+    """The sticker (H, W, 4) uint8 as a clip's conditioning frame draws it (smaller where the prompt's
+    motion needed room), and the scale it is drawn at: the reference for measuring what a clip kept."""
+    still = rgba.astype(np.float32)[None] / 255.0  # (1, H, W, 4): one frame, the conditioning one
+    comps, placed = prompt_components(prompt, still[0, ..., 3], frames, room)
+    if placed.identity:
+        return rgba, 1.0
+    return to_uint8(move_frames(still, comps, 0, placed)[0]), placed.scale
+
+
+def makes_room(params) -> bool:
+    """Whether a call's SamplingConfig draws the sticker smaller for its motion: not when the exact input is
+    pasted at the conditioning frame (it would jump between sizes once per loop)."""
+    return params.room and not params.paste_input
+
+
+def apply_prompt_motion(video: torch.Tensor, prompts: list[str], cond: int, room: bool = True) -> torch.Tensor:
     """Straight RGBA videos (B, 4, T, H, W) in [0, 1] -> the same with each prompt's global motion (the
     input itself when no prompt names a motion)."""
     import torch  # the ONNX pipeline (onnx_pipeline.py) uses move_by_prompt without torch
 
     out = video
     for i, prompt in enumerate(prompts):
-        moved = move_by_prompt(video[i].permute(1, 2, 3, 0).float().numpy(), prompt, cond)  # (T, H, W, 4)
+        moved = move_by_prompt(video[i].permute(1, 2, 3, 0).float().numpy(), prompt, cond, room)  # (T, H, W, 4)
         if moved is not None:
             out = video.clone() if out is video else out  # copy once, only when something moves
             out[i] = torch.from_numpy(moved).permute(3, 0, 1, 2).to(video.dtype)  # -> (4, T, H, W)

@@ -202,11 +202,12 @@ def create_app(pipeline_or_factory: Any, settings: ServeSettings | None = None,
 
     def sampling_params(image_guidance: float | None, text_guidance: float | None, steps: int | None,
                         seed: int | None, frames: int | None = None, prompt_motion: bool | None = None,
-                        render: str | None = None) -> SamplingConfig:
+                        render: str | None = None, room: bool | None = None) -> SamplingConfig:
         """The model's recommended settings with the request's overrides; UserError (422) if out of range."""
         return check_params(with_overrides(state["defaults"], image_guidance=image_guidance,
                                            text_guidance=text_guidance, steps=steps, seed=seed,
-                                           num_frames=frames, prompt_motion=prompt_motion, render=render))
+                                           num_frames=frames, prompt_motion=prompt_motion, render=render,
+                                           room=room))
 
     def prepare(data: bytes, content_type: str | None, filename: str | None) -> Sticker:
         """Worker-pool thread: decode + check the upload, then key/fit it exactly as the pipeline does."""
@@ -275,6 +276,9 @@ def create_app(pipeline_or_factory: Any, settings: ServeSettings | None = None,
                                                                      "smoother loops)")] = None,
         prompt_motion: Annotated[bool | None, Form(description="Move the sticker exactly as the prompt says "
                                                    "(bouncing, spinning, ...); false: the model's motion only")] = None,
+        room: Annotated[bool | None, Form(description="Draw a sticker that fills its canvas smaller (down to "
+                                          "0.7) so the prompt's motion keeps its size (default); false: "
+                                          "the motion shrinks instead")] = None,
         render: Annotated[Render | None, Form(description="warp: the sticker's own pixels moved along the model's "
                                               "motion (default); fuse: the learned decoder, which may draw "
                                               "new content")] = None,
@@ -283,7 +287,7 @@ def create_app(pipeline_or_factory: Any, settings: ServeSettings | None = None,
         """Multipart image + prompt + options -> the animated sticker bytes in `format`."""
         text = clean_prompt(prompt)
         preset = check_preset(preset)
-        params = sampling_params(image_guidance, text_guidance, steps, seed, frames, prompt_motion, render)
+        params = sampling_params(image_guidance, text_guidance, steps, seed, frames, prompt_motion, render, room)
         sticker = await run_in_threadpool(prepare, await image.read(), image.content_type, image.filename)
         frames, job = await run(Work("animate", text, params, sticker), request_id)
         rate = fps or settings.default_fps

@@ -1,0 +1,30 @@
+"""One sticker under several prompts as a labelled contact sheet (issue 12: the model card's relevance picture).
+
+Each row is one prompt's clip (8 frames left to right, on a checkerboard so transparency shows), labelled
+with the prompt and the motion the estimator measures in it (data/motionwords.py), so the picture and the
+agreement figure say the same thing. Also writes the rows as one animated grid (WebP).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..data.motionwords import describe_motion, dominant_motion
+from ..data.preview import animated_grid, contact_sheet, over_checkerboard
+from ..rgba import fit_pad_frames
+
+
+def prompt_sheet(animate: Callable, rgba: np.ndarray, prompts: list[str], out: Path, cond: int,
+                 fps: float = 8.0, tile: int = 96) -> list[dict]:
+    """`animate(rgba, prompts) -> list of (T, H, W, 4) uint8` clips -> `out` (.png) and its .webp grid;
+    returns one {prompt, measured} per row."""
+    clips = animate(rgba, prompts)
+    rows = [{"prompt": p, "measured": dominant_motion(describe_motion(c, fps, cond))} for p, c in zip(prompts, clips)]
+    tiles = [over_checkerboard(fit_pad_frames(c, tile)) for c in clips]  # (T, tile, tile, 3) each
+    labels = [f"{r['prompt']}  ->  measured: {r['measured']}" for r in rows]
+    contact_sheet(tiles, labels, tile, out)
+    animated_grid(tiles, tile, fps, out.with_suffix(".webp"))
+    return rows
