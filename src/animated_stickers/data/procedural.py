@@ -335,6 +335,13 @@ def requested_components(words: tuple[str, ...] | list[str], amplitude: str = ""
     return comps
 
 
+def _gentler(comps: list[Component]) -> list[Component]:
+    """Each amplitude 0.8 times smaller, not below the gentlest the training clips show; spins keep their
+    whole turn."""
+    return [c if c.name == "spin" else dataclasses.replace(c, amp=max(_PARAMS[c.name][0][0], 0.8 * c.amp))
+            for c in comps]
+
+
 def fit_in_view(comps: list[Component], alpha: np.ndarray, num_frames: int, lost: float = 0.001,
                 size: int = 64) -> list[Component]:
     """Shrink the amplitudes (down to the low end of each range, the gentlest the training clips show)
@@ -351,8 +358,7 @@ def fit_in_view(comps: list[Component], alpha: np.ndarray, num_frames: int, lost
             worst = max(worst, 1.0 - float(sample_bilinear(small, xs, ys).sum() / small.sum()))
         if worst <= lost:
             break
-        comps = [c if c.name == "spin" else dataclasses.replace(
-            c, amp=max(_PARAMS[c.name][0][0], 0.8 * c.amp)) for c in comps]
+        comps = _gentler(comps)
     return comps
 
 
@@ -412,8 +418,7 @@ def make_room(comps: list[Component], alpha: np.ndarray, num_frames: int, size: 
     for _ in range(8):
         if room.scale >= MIN_ROOM_SCALE:
             break
-        comps = [c if c.name == "spin" else dataclasses.replace(
-            c, amp=max(_PARAMS[c.name][0][0], 0.8 * c.amp)) for c in comps]
+        comps = _gentler(comps)
         room = room_for(motion_envelope(comps, small, num_frames))
     return comps, room
 

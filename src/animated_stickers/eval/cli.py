@@ -27,6 +27,22 @@ def _bar(desc: str):
     return lambda it: tqdm(it, desc=desc, file=sys.stderr, leave=False)
 
 
+def _animator(pipe, params):
+    """`animate(rgba, prompts, seed=None)`: one sticker (H, W, 4) uint8 under several prompts through the
+    pipeline at `params` (the seed replaced when given) -> one clip (T, H, W, 4) uint8 per prompt."""
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+
+    def animate(rgba, prompts, seed=None):
+        call = params if seed is None else dataclasses.replace(params, seed=seed)
+        seqs = pipe.animate([Image.fromarray(rgba, "RGBA")] * len(prompts), prompts, call)
+        return [np.stack([np.asarray(f.convert("RGBA")) for f in seq]) for seq in seqs]
+
+    return animate
+
+
 @app.command()
 @one_line_errors
 def auto(
@@ -112,11 +128,9 @@ def axes(
     import dataclasses
     import json
 
-    import numpy as np
-    from PIL import Image
-
     from ..atomic import atomic_write_text
     from ..data.sources import default_cache
+    from ..sampling.params import with_overrides
     from ..sampling.pipeline import AnimatePipeline, clip_layout
     from ..sampling.promptmotion import makes_room
     from .axes import STYLES, evaluate_style, load_stickers, summary_markdown
@@ -126,17 +140,10 @@ def axes(
     if bad:
         raise UserError(f"--style '{bad[0]}': expected one of {', '.join(STYLES)}")
     pipe = AnimatePipeline.from_dir(model)
-    over = {k: v for k, v in {"steps": steps, "text_guidance": text_guidance, "image_guidance": image_guidance,
-                              "num_frames": frames, "prompt_motion": prompt_motion, "room": room}.items()
-            if v is not None}
-    params = dataclasses.replace(pipe.model.sampling, **over)
+    params = with_overrides(pipe.model.sampling, steps=steps, text_guidance=text_guidance,
+                            image_guidance=image_guidance, num_frames=frames, prompt_motion=prompt_motion, room=room)
     t, cond = clip_layout(pipe.model.cfg, params)
-
-    def animate(rgba, prompts, seed):
-        out = pipe.animate([Image.fromarray(rgba, "RGBA")] * len(prompts), prompts,
-                           dataclasses.replace(params, seed=seed))
-        return [np.stack([np.asarray(f.convert("RGBA")) for f in seq]) for seq in out]
-
+    animate = _animator(pipe, params)
     th = load_thresholds()
     results = {}
     for s in style:
@@ -165,11 +172,9 @@ def sheet(
     tile: int = typer.Option(96, min=32, max=512, help="Frame size on the sheet (px)."),
 ) -> None:
     """One sticker under several prompts: a contact sheet labelled with the motion measured in each row."""
-    import dataclasses
-
     import numpy as np
-    from PIL import Image
 
+    from ..sampling.params import with_overrides
     from ..sampling.pipeline import AnimatePipeline, clip_layout
     from ..sampling.preprocess import load_image
     from .sheet import prompt_sheet
@@ -178,16 +183,11 @@ def sheet(
         raise UserError(f"--out '{out}': expected a .png file")
     still = load_image(image)
     pipe = AnimatePipeline.from_dir(model)
-    over = {k: v for k, v in {"num_frames": frames, "room": room}.items() if v is not None}
-    params = dataclasses.replace(pipe.model.sampling, **over)
+    params = with_overrides(pipe.model.sampling, num_frames=frames, room=room)
     t, cond = clip_layout(pipe.model.cfg, params)
-
-    def animate(rgba, prompts):
-        seqs = pipe.animate([Image.fromarray(rgba, "RGBA")] * len(prompts), prompts, params)
-        return [np.stack([np.asarray(f.convert("RGBA")) for f in seq]) for seq in seqs]
-
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = prompt_sheet(animate, np.asarray(still.convert("RGBA")), prompt, out, cond, fps=8.0 * t / 8, tile=tile)
+    rows = prompt_sheet(_animator(pipe, params), np.asarray(still.convert("RGBA")), prompt, out, cond,
+                        fps=8.0 * t / 8, tile=tile)
     for r in rows:
         print(f"{r['measured']:>10}  {r['prompt']}")
     print(f"wrote {out} and {out.with_suffix('.webp')}")
