@@ -105,14 +105,27 @@ def test_auto_compares_with_real_clips(folders, tmp_path):
     real.mkdir()
     save_webp(loop_frames(), real / "good.webp")
     save_webp(loop_frames(radius=4.0), real / "still.webp")
+    save_webp(loop_frames(), real / "missing.webp")
     res = run(
         "auto", "--inputs", inputs, "--outputs", outputs, "--real", real, "--report", tmp_path / "r", "--json"
     )
     assert res.exit_code == 0, res.output
     vs = json.loads(res.stdout)["vs_real"]
-    assert vs["n"] == 2
+    assert vs["n"] == 2  # the outputs that could be read
     rows = {r["stem"]: r for r in vs["per_sticker"]}
     assert rows["good"]["all_frames_psnr"] == 100.0 and rows["still"]["motion_generated"] == 0.0
+    # The motion criteria against the artist's clip, with their calibrated bands, per sticker (issue 26):
+    by = {json.loads(line)["stem"]: json.loads(line) for line in (tmp_path / "r" / "per_sticker.jsonl").open()}
+    good, still = by["good"]["criteria"], by["still"]["criteria"]
+    for name in ("motion_size", "motion_where", "motion_parts"):
+        assert good[name]["pass"], (name, good[name])  # the artist's own motion passes
+        assert len(good[name]["threshold"]) == 2  # [low, high]
+    assert good["motion_size"]["value"] == pytest.approx(1.0, abs=0.05)
+    assert not still["motion_size"]["pass"] and still["motion_size"]["value"] < 0.05  # frozen: caught
+    assert not by["missing"]["criteria"]["motion_size"]["pass"]  # a missing output fails them too
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["motion_vs_real"]["all_motion"]["n"] == 3  # good, still, missing (corrupt has no real clip)
+    assert by["good"]["motion_alone"]["hardly_moves"] is False and by["still"]["motion_alone"]["hardly_moves"]
 
 
 def test_auto_markdown_default_report_folder(folders):

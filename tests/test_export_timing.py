@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from animated_stickers.errors import UserError
-from animated_stickers.export.flow import inbetween, pair_flows, warp
 from animated_stickers.export.imaging import bleed_colour, check_frames, fit_frames
+from animated_stickers.export.inbetween import inbetween, pair_flows, warp
 from animated_stickers.export.retime import durations_ms, pingpong_frames, retime
 from animated_stickers.rgba import premultiply_image, resize_image
 from export_fixtures import as_array, moving_disc

@@ -21,7 +21,7 @@ from animated_stickers.data.splits import split_of
 from animated_stickers.eval.human.store import Store
 from animated_stickers.eval.thresholds import load_thresholds
 from animated_stickers.export.formats import write_animation
-from animated_stickers.hitl.generate import LOG_DIR, MANIFEST_FILE, my_share, plan_jobs, write_manifest
+from animated_stickers.hitl.candidates import LOG_DIR, MANIFEST_FILE, my_share, plan_jobs, write_manifest
 from animated_stickers.hitl.prompts import read_prompt_set, still_paths, write_prompt_set
 from animated_stickers.hitl.raters import RATERS, agreement, kept_by_majority
 from animated_stickers.hitl.select import JUDGMENTS_FILE, job_summary, ratings, select_auto
@@ -264,13 +264,13 @@ def test_human_round_in_chromium_ends_in_a_kept_set_finetune_reads(browser, tmp_
 # ---- prompts and the report's verdict --------------------------------------------------------------
 
 def test_prompts_cover_three_buckets_and_never_take_test_set_stills(tmp_path):
-    from animated_stickers.data.motionwords import prompt_motion
     from animated_stickers.errors import UserError
+    from animated_stickers.motion.words import named_motion
 
     prompts = read_prompt_set(make_prompts(tmp_path, 6))
     assert Counter(e["bucket"] for e in prompts) == {"action": 2, "emotion": 2, "open-ended": 2}
     assert {e["sticker"] for e in prompts} == set(TRAIN_STEMS[:3]) and {e["split"] for e in prompts} == {"train"}
-    assert all(prompt_motion(e["prompt"]) == e["motion_word"] for e in prompts if e["bucket"] == "action")
+    assert all(named_motion(e["prompt"]) == e["motion_word"] for e in prompts if e["bucket"] == "action")
     twemoji = tmp_path / "test-only" / "rendered" / "twemoji"
     twemoji.mkdir(parents=True)
     sticker(32, 32).save(twemoji / f"{TRAIN_STEMS[0]}.png")
@@ -292,12 +292,12 @@ def test_report_verdict_needs_the_gain_without_losing_relevance():
 def test_a_resume_with_another_motion_setting_is_refused(killed_then_resumed):
     """Candidates of one folder share one sampling setting: prompt motion on, or the model's own motion."""
     from animated_stickers.errors import UserError
-    from animated_stickers.hitl.generate import PLAN_FILE, generate
+    from animated_stickers.hitl.candidates import PLAN_FILE, make_candidates
 
     out = killed_then_resumed["out"]
     plan = json.loads((out / PLAN_FILE).read_text())
     assert plan["prompt_motion"] is None  # each model's default
     models = {t: Path(p) for t, p in plan["models"].items()}
     with pytest.raises(UserError, match="prompt_motion"):
-        generate(Path(plan["prompts"]), models, out, plan["per_prompt"], plan["seed"], plan["steps"], progress=False,
-                 prompt_motion=False)
+        make_candidates(Path(plan["prompts"]), models, out, plan["per_prompt"], plan["seed"], plan["steps"],
+                        progress=False, prompt_motion=False)

@@ -1,4 +1,5 @@
-"""Hostile requests to both servers get a 4xx, never a 500: metadata bombs, huge fields, stalled uploads;
+"""Hostile requests to both servers get a 4xx, never a 500: metadata bombs, huge fields, numbers the encoders
+cannot honour, stalled uploads; connections whose headers never finish are dropped;
 the annotation app is invite-only by default, rate-limits failed logins and keeps others' names private."""
 
 from __future__ import annotations
@@ -95,3 +96,74 @@ def test_progress_hides_other_annotators(annotation):
     assert "secret-bob" not in str(body)
     assert body["you"] == {"annotator": "ann", "done": 0, "open": 1}
     assert body["totals"] == {"annotators": 2, "done": 0, "open": 2}
+
+
+# ----------------------------------------------------------------------------- numbers and slow headers (issue 29)
+
+@pytest.mark.parametrize("fields, words", [
+    ({"fps": "1e-9"}, "field 'fps'"),
+    ({"fps": "1e12"}, "field 'fps'"),
+    ({"fps": "60", "format": "gif"}, "GIF plays at most 50 fps"),
+    ({"frames": "1000"}, "field 'frames'"),
+    ({"seed": str(2**31)}, "field 'seed'"),
+    ({"seed": str(2**31 - 1)}, "field 'seed': 2147483647: expected 0 to 2147483646 for 2 stickers"),  # max_batch 2
+])
+def test_numbers_outside_what_the_encoders_honour_are_422(server, fields, words):
+    before = httpx.get(server.url + "/v1/stats").json()
+    r = httpx.post(server.url + "/v1/animate", data={"prompt": "wave", "steps": "1", **fields},
+                   files={"image": ("s.png", sticker_png(), "image/png")}, timeout=60)
+    assert r.status_code == 422, r.text
+    assert words in r.json()["error"]
+    after = httpx.get(server.url + "/v1/stats").json()
+    assert (after["batches"], after["failed"]) == (before["batches"], before["failed"])  # refused before sampling
+
+
+def _dropped(sock: socket.socket, drip: bytes, every_s: float, within_s: float) -> float:
+    """Send `drip` one byte at a time; seconds until the server closes the connection (inf if it never does)."""
+    import time
+
+    t0 = time.monotonic()
+    sock.settimeout(every_s)
+    for i in range(10_000):
+        if time.monotonic() - t0 > within_s:
+            return float("inf")
+        try:
+            sock.sendall(drip[i % len(drip): i % len(drip) + 1])
+            if sock.recv(1024) == b"":
+                return time.monotonic() - t0
+        except TimeoutError:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return time.monotonic() - t0
+    return float("inf")
+
+
+def test_connections_whose_headers_never_finish_are_dropped():
+    import concurrent.futures
+    import time
+
+    inner = FastAPI()
+
+    @inner.get("/ok")
+    async def ok():
+        return {"ok": True}
+
+    head = b"GET /ok HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 500  # never ends with \r\n\r\n
+    with ServerThread(inner, header_timeout_s=0.6) as srv:
+        socks = [socket.create_connection((srv.host, srv.port), timeout=5) for _ in range(8)]
+        with concurrent.futures.ThreadPoolExecutor(len(socks)) as pool:  # a slowloris crowd, dripping 10 bytes/s
+            waited = list(pool.map(lambda s: _dropped(s, head, 0.1, within_s=10), socks))
+        assert all(0.4 < w < 3 for w in waited), waited
+        silent = socket.create_connection((srv.host, srv.port), timeout=5)  # connects and sends nothing
+        t0 = time.monotonic()
+        assert silent.recv(10) == b"" and time.monotonic() - t0 < 3
+        with socket.create_connection((srv.host, srv.port), timeout=5) as sock:  # slow but within the deadline
+            for b in b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n":
+                sock.sendall(bytes([b]))
+                time.sleep(0.01)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            # The next request on the kept-alive connection gets its own deadline.
+            assert _dropped(sock, head, 0.1, within_s=10) < 3
+        assert httpx.get(srv.url + "/ok").json() == {"ok": True}
+        for s in [*socks, silent]:
+            s.close()

@@ -1,5 +1,6 @@
 """Hostile inputs end in one `error:` line with exit code 2 (or a valid result), never a traceback:
-corrupted model folders, PNG metadata bombs, frame/pixel budgets, out-of-range numbers, signals."""
+corrupted model folders, PNG metadata bombs, frame/pixel budgets, out-of-range numbers (checked before a
+model loads), signals; `--inputs/--outputs` reruns skip only what their sidecars vouch for."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -23,6 +25,7 @@ from animated_stickers.cli import app
 from animated_stickers.data.animation import AnimationReadError, decode_animation, read_animation
 from animated_stickers.io_limits import MAX_DECODE_PIXELS, MAX_WORK_SIDE
 from animated_stickers.models.checkpoint import ModelLoadError, load_model, save_model
+from animated_stickers.sampling.params import MAX_SEED
 from animated_stickers.sampling.preprocess import load_image
 from sampling_support import one_thread, sticker, tiny_model  # noqa: F401 (one_thread: autouse fixture)
 
@@ -280,3 +283,78 @@ def test_sigterm_to_the_real_cli_leaves_no_partial_files(tmp_path, model_dir):
     leftovers = [p.name for p in tmp_path.rglob("*") if p.name.endswith(".part") or p.name.startswith(".")]
     assert leftovers == [] and not out.exists()
     assert not frames_dir.exists() or list(frames_dir.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- options before models (issue 29)
+
+@pytest.mark.parametrize("extra, words", [
+    (["--fps", "1e12"], "--fps=1000000000000.0: too fast: expected 0.1 to 100 frames per second"),
+    (["--fps", "1e-9"], "--fps=1e-09: too slow"),
+    (["-o", "o.gif", "--fps", "60"], "GIF plays at most 50 fps"),
+    (["--threads", "-1"], "--threads -1: expected 0 (all"),
+    (["--steps", "0"], "steps=0: expected 1 to 1000"),
+    (["--frames", "99"], "frames=99: expected 2 to 32"),
+    (["--cond-frame", "40"], "cond_frame=40: expected 0 to 31"),
+    (["--engine", "gpu"], "--engine 'gpu': expected one of"),
+])
+def test_options_are_checked_before_any_model_loads(tmp_path, png, extra, words, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    t0 = time.perf_counter()
+    out = [] if "-o" in extra else ["-o", "o.webp"]
+    # The model folder does not exist: only a check that runs before loading can answer first.
+    line = one_error_line(run("animate", png, "-p", "wave", *out, "--model", tmp_path / "no-model", *extra))
+    assert words in line
+    assert time.perf_counter() - t0 < 5 and not list(tmp_path.glob("o.*"))
+
+
+def test_every_sticker_of_a_call_gets_a_seed_in_the_range(tmp_path, png, model_dir):
+    other = tmp_path / "dog.png"
+    sticker(64, 64, seed=2).save(other)
+    line = one_error_line(run("animate", png, other, "-p", "wave", "-o", tmp_path / "outs", "--model", model_dir,
+                              "--seed", MAX_SEED, *FAST))
+    assert f"--seed {MAX_SEED}: expected 0 to {MAX_SEED - 1} for 2 stickers" in line
+    assert run("animate", png, "-p", "wave", "-o", tmp_path / "o.webp", "--model", model_dir, "--seed", MAX_SEED,
+               *FAST).exit_code == 0  # one sticker: the top of the range is fine
+
+
+def _inputs(tmp_path: Path, prompts: list[str]) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir(exist_ok=True)
+    for i, _ in enumerate(prompts):
+        sticker(64, 48, seed=i).save(folder / f"s{i}.png")
+    (folder / "prompts.json").write_text(json.dumps([{"image": f"s{i}.png", "prompt": p}
+                                                     for i, p in enumerate(prompts)]))
+    return folder
+
+
+def test_a_rerun_skips_only_outputs_its_sidecar_vouches_for(tmp_path, model_dir):
+    inputs, outs = _inputs(tmp_path, ["wave", "hop", "spin"]), tmp_path / "out"
+
+    def animate(*extra):
+        r = run("animate", "--inputs", inputs, "--outputs", outs, "--model", model_dir, *FAST, *extra)
+        assert r.exit_code == 0, r.output
+        stamps = {p.name: p.stat().st_mtime_ns for p in sorted(outs.glob("*.webp"))}
+        return r.output, stamps
+
+    _, first = animate("--batch-size", "3")
+    assert len(first) == 3 and len(list(outs.glob(".*.webp.json"))) == 3
+    frames = {n: _frames_of(outs / n) for n in first}
+    text, again = animate()
+    assert "skipped 3 of 3" in text and again == first  # nothing made again
+    (outs / "s1.webp").unlink()  # as a run killed before its second sticker leaves it
+    text, after_kill = animate("--batch-size", "1")
+    assert "skipped 2 of 3" in text and after_kill["s0.webp"] == first["s0.webp"]
+    assert np.array_equal(_frames_of(outs / "s1.webp"), frames["s1.webp"])  # sticker 1 keeps seed + 1
+    (inputs / "prompts.json").write_text((inputs / "prompts.json").read_text().replace("spin", "spinning"))
+    text, edited = animate()
+    assert "skipped 2 of 3" in text and edited["s2.webp"] != after_kill["s2.webp"]
+    text, reseeded = animate("--seed", "5")
+    assert "skipped" not in text and all(reseeded[n] != edited[n] for n in first)
+    text, redone = animate("--seed", "5", "--overwrite")
+    assert "skipped" not in text and all(redone[n] != reseeded[n] for n in first)
+
+
+def _frames_of(path: Path) -> np.ndarray:
+    from animated_stickers.export.formats import read_frames
+
+    return np.stack([np.asarray(f) for f in read_frames(path)[0]])

@@ -1,28 +1,35 @@
 """The compiled (ONNX) fast path: same frames as the torch pipeline, without importing torch; stale or
-other-settings compiles fall back to torch (sampling/onnx_export.py, sampling/onnx_pipeline.py)."""
+other-settings compiles fall back to torch (sampling/onnx_export.py, sampling/onnx_pipeline.py); a missing,
+damaged or mismatched graph is never run, and every graph's output is checked (issue 29)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import numpy_helper
 from typer.testing import CliRunner
 
 from animated_stickers.cli import app
 from animated_stickers.config import SamplingConfig
 from animated_stickers.errors import UserError
+from animated_stickers.export.formats import read_frames
 from animated_stickers.models.checkpoint import save_model
 from animated_stickers.models.decoder import ReferenceDecoder
-from animated_stickers.sampling.onnx_export import compile_model
-from animated_stickers.sampling.onnx_pipeline import OnnxPipeline
+from animated_stickers.sampling.onnx_export import OPSET, compile_model
+from animated_stickers.sampling.onnx_pipeline import OnnxPipeline, StaleCompile, file_digest, manifest_digest
 from animated_stickers.sampling.params import with_overrides
 from animated_stickers.sampling.pipeline import AnimatePipeline
 from animated_stickers.sampling.preprocess import prepare_sticker
+from animated_stickers.sampling.resultcheck import BrokenOutput
 from sampling_support import one_thread, sticker, tiny_model  # noqa: F401 (fixture)
 
 SETTINGS = SamplingConfig(scheduler="dpm", steps=4, image_guidance=1.0, text_guidance=1.0, guided_steps=0)
@@ -144,3 +151,141 @@ def test_cli_engine_onnx_says_what_to_compile(compiled, tmp_path):
                                  str(compiled), "--steps", "5"])  # auto: the torch engine takes other settings
     assert r.exit_code == 0, r.output
     assert (tmp_path / "b.webp").is_file()
+
+
+# ----------------------------------------------------------------------------- damaged compiles (issue 29)
+
+def _damaged(compiled, tmp_path, damage) -> Path:
+    """A copy of the compiled model folder with `damage(onnx_folder)` applied."""
+    folder = tmp_path / "model"
+    shutil.copytree(compiled, folder)
+    damage(folder / "onnx")
+    return folder
+
+
+def _set_initializers(path: Path, fn) -> None:
+    """Rewrite every float initializer of an ONNX graph with fn(array)."""
+    model = onnx.load(str(path))
+    for init in model.graph.initializer:
+        if init.data_type == onnx.TensorProto.FLOAT:
+            init.CopyFrom(numpy_helper.from_array(fn(numpy_helper.to_array(init)).astype(np.float32), init.name))
+    onnx.save(model, str(path))
+
+
+def _redigest(folder: Path) -> None:
+    """What a writer who also updates manifest.json leaves: digests that agree with the damaged files."""
+    path = folder / "onnx" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"] = {n: file_digest(folder / "onnx" / n) for n in manifest["files"]}
+    manifest["manifest_digest"] = manifest_digest(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def _half(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+DAMAGES = {  # name -> (damage to onnx/, the file the message names)
+    "truncated graph": (lambda d: _half(d / "unet.onnx"), "unet.onnx"),
+    "emptied graph": (lambda d: (d / "text.onnx").write_bytes(b""), "text.onnx"),
+    "swapped graph": (lambda d: shutil.copy(d / "encode.onnx", d / "decode.onnx"), "decode.onnx"),
+    "NaN initializer": (lambda d: _set_initializers(d / "decode.onnx", lambda a: np.full_like(a, np.nan)),
+                        "decode.onnx"),
+    "missing graph": (lambda d: (d / "fuse.onnx").unlink(), "fuse.onnx"),
+    "missing tokenizer": (lambda d: (d / "tokenizer.json").unlink(), "tokenizer.json"),
+}
+
+
+@pytest.fixture(scope="module")
+def intact_torch_frames(compiled, tmp_path_factory):
+    """What the intact model draws with the torch engine (the fallback must draw exactly this)."""
+    tmp = tmp_path_factory.mktemp("intact")
+    sticker().save(tmp / "s.png")
+    r = CliRunner().invoke(app, ["animate", str(tmp / "s.png"), "-p", "bouncing", "-o", str(tmp / "t.webp"),
+                                 "--model", str(compiled), "--engine", "torch", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    return _frames(read_frames(tmp / "t.webp")[0])
+
+
+@pytest.mark.parametrize("name", DAMAGES)
+def test_a_damaged_graph_is_never_run(compiled, intact_torch_frames, tmp_path, name):
+    damage, file = DAMAGES[name]
+    folder = _damaged(compiled, tmp_path, damage)
+    with pytest.raises(StaleCompile, match=file):
+        OnnxPipeline.load(folder)
+    png = tmp_path / "s.png"
+    sticker().save(png)
+    args = ["animate", str(png), "-p", "bouncing", "--model", str(folder), "--threads", "1"]
+    r = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "onnx.webp"), "--engine", "onnx"])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    [line] = [x for x in r.output.splitlines() if x.strip()]
+    assert line.startswith("error: --engine onnx:") and file in line and "stickers compile" in line
+    assert not (tmp_path / "onnx.webp").exists()
+    r = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "auto.webp")])  # auto: the torch engine, said once
+    assert r.exit_code == 0, r.output
+    notes = [x for x in r.output.splitlines() if x.startswith("note:")]
+    assert len(notes) == 1 and file in notes[0] and "torch engine" in notes[0], r.output
+    assert np.array_equal(_frames(read_frames(tmp_path / "auto.webp")[0]), intact_torch_frames)
+
+
+def test_old_and_edited_manifests_are_stale(compiled, tmp_path):
+    folder = _damaged(compiled, tmp_path, lambda d: None)
+    path = folder / "onnx" / "manifest.json"
+    good = json.loads(path.read_text())
+    old = {k: v for k, v in good.items() if k not in ("files", "manifest_digest")} | {"format": 1}
+    path.write_text(json.dumps(old))  # what the previous version wrote: no digests
+    with pytest.raises(StaleCompile, match="another compile format"):
+        OnnxPipeline.load(folder)
+    assert OnnxPipeline.open(folder) is None
+    path.write_text(json.dumps({**good, "latent": [8, 8, 16, 16]}))  # disagrees with its graphs
+    with pytest.raises(StaleCompile, match="changed after the compile"):
+        OnnxPipeline.load(folder)
+    _redigest(folder)  # ... even with its own digest updated, the UNet's input shape says no
+    with pytest.raises(StaleCompile, match=r"unet.onnx' takes x of shape .* manifest.json expects"):
+        OnnxPipeline.load(folder)
+    path.write_text("{half")
+    with pytest.raises(StaleCompile, match="manifest.json' is unreadable"):
+        OnnxPipeline.load(folder)
+
+
+def test_outputs_are_checked_even_when_the_digests_agree(compiled, tmp_path):
+    """Digests catch damage, not a writer who updates them: NaN and blank outputs still never reach a file."""
+    s = prepare_sticker(sticker(300, 200), "ellipse", 64)
+    params = dataclasses.replace(SETTINGS, seed=7)
+    nan = _damaged(compiled, tmp_path / "nan", lambda d: _set_initializers(d / "decode.onnx",
+                                                                         lambda a: np.full_like(a, np.nan)))
+    _redigest(nan)
+    with pytest.raises(BrokenOutput, match=r"decode.onnx' gave NaN or infinite values.*stickers compile"):
+        OnnxPipeline.open(nan, threads=1).animate_stickers([s], ["wave"], params)
+    blank = _damaged(compiled, tmp_path / "blank", lambda d: onnx.save(_zeros_graph(), str(d / "fuse.onnx")))
+    _redigest(blank)
+    fast = OnnxPipeline.open(blank, threads=1)
+    assert fast is not None
+    with pytest.raises(BrokenOutput, match="drew 'ellipse' fully transparent"):
+        fast.animate_stickers([s], ["wave"], dataclasses.replace(params, render="fuse"))
+    assert len(fast.animate_stickers([s], ["wave"], params)[0]) == 8  # the warp render never runs fuse
+
+
+def _zeros_graph() -> onnx.ModelProto:
+    """A stand-in fusion net: takes low, warped and flow, returns warped * 0 (finite, fully transparent)."""
+    from onnx import TensorProto, helper
+
+    dims = ["T", 4, "S", "S"]
+    inputs = [helper.make_tensor_value_info("low", TensorProto.FLOAT, ["T", 4, "h", "h"]),
+              helper.make_tensor_value_info("warped", TensorProto.FLOAT, dims),
+              helper.make_tensor_value_info("flow", TensorProto.FLOAT, ["T", 2, "h", "h"])]
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    graph = helper.make_graph([helper.make_node("Mul", ["warped", "zero"], ["out"])], "zeros", inputs,
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, dims)], [zero])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def test_a_blank_result_from_the_torch_engine_is_an_error():
+    model = tiny_model()
+    with torch.no_grad():  # the VAE's last conv draws nothing: every channel clamps to 0
+        model.vae.model.decoder.conv_out.weight.zero_()
+        model.vae.model.decoder.conv_out.bias.fill_(-100.0)
+    plain = dataclasses.replace(SETTINGS, render="fuse")  # no reference decoder: the VAE's frames as they are
+    with pytest.raises(BrokenOutput, match="drew 'sticker 1' fully transparent"):
+        AnimatePipeline(model).animate([sticker(64, 64)], ["wave"], plain)
+    assert len(AnimatePipeline(model).animate([sticker(64, 64)], ["wave"], SETTINGS)[0]) == 8  # warp: the sticker

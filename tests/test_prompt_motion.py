@@ -6,17 +6,18 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
-from animated_stickers.data.motionwords import describe_motion, dominant_motion, prompt_request
-from animated_stickers.data.procedural import (
+from animated_stickers.config import SamplingConfig
+from animated_stickers.motion.procedural import (
     MIN_ROOM_SCALE,
     animate_canvas,
     fit_in_view,
     move_frames,
     requested_components,
 )
-from animated_stickers.sampling.promptmotion import apply_prompt_motion, prompt_components
+from animated_stickers.motion.words import describe_motion, dominant_motion, prompt_request
+from animated_stickers.sampling.finish import move_as_prompted
+from animated_stickers.sampling.prompt_motion import prompt_components
 from sampling_support import one_thread, sticker, tiny_model  # noqa: F401 (autouse fixture)
 
 
@@ -127,17 +128,17 @@ def test_a_bounce_with_room_stands_on_the_floor():
 
 def test_room_is_off_when_the_exact_sticker_is_pasted():
     from animated_stickers.config import SamplingConfig
-    from animated_stickers.sampling.promptmotion import makes_room
+    from animated_stickers.sampling.prompt_motion import draws_smaller
 
-    assert makes_room(SamplingConfig()) and not makes_room(SamplingConfig(room=False))
-    assert not makes_room(SamplingConfig(paste_input=True))  # a pasted full-size frame would jump once a loop
+    assert draws_smaller(SamplingConfig()) and not draws_smaller(SamplingConfig(room=False))
+    assert not draws_smaller(SamplingConfig(paste_input=True))  # a pasted full-size frame would jump once a loop
 
 
 def test_no_motion_word_leaves_the_frames_alone():
     canvas = face_canvas(64)
-    video = torch.from_numpy(still_clip(canvas)).permute(3, 0, 1, 2)[None]  # (1, 4, T, H, W)
+    video = still_clip(canvas)[None]  # (1, T, H, W, 4)
     assert prompt_components("grinning face", canvas[..., 3] / 255.0, 8)[0] == []
-    assert torch.equal(apply_prompt_motion(video, ["grinning face"], 3), video)
+    assert move_as_prompted(video, ["grinning face"], 3, SamplingConfig()) is video
     assert requested_components(("still",)) == []
 
 

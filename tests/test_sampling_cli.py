@@ -85,7 +85,8 @@ def test_folder_form_reads_prompts_json(models, images, tmp_path):
                                                      {"image": "dog.png", "prompt": "wagging its tail"}]))
     r = run("animate", "--inputs", inputs, "--outputs", outputs, "--model", models / "video", *FAST)
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in outputs.iterdir()) == ["cat.webp", "dog.webp"]
+    names = sorted(p.name for p in outputs.iterdir())
+    assert names == [".cat.webp.json", ".dog.webp.json", "cat.webp", "dog.webp"]  # + hidden rerun sidecars
 
 
 def test_generate_runs_the_factorised_pipeline(models, tmp_path):

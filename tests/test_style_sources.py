@@ -16,8 +16,9 @@ from animated_stickers.data.sources import (
     user_items,
 )
 from animated_stickers.data.splits import split_of
+from animated_stickers.data.test_sets import unseen_stills
+from animated_stickers.data.unseen import TestOnlySourceError, assert_not_training_source
 from animated_stickers.errors import UserError
-from animated_stickers.eval.unseen import TestOnlySourceError, assert_not_training_source, unseen_stills
 
 RED_BOX = '<path fill="#f00" d="M8 8h16v16H8z"/>'  # the middle quarter of a 32-unit box
 LEFT_BAR = '<path fill="currentColor" d="M0 0h8v32H0z"/>'  # the left quarter, drawn in currentColor

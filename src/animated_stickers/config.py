@@ -5,7 +5,8 @@ resolved config is written next to every checkpoint, so a model folder is self-d
 
 Video layout convention (used everywhere; documented once here):
     video tensors are (B, C, T, H, W) at module boundaries, frames indexed from 0;
-    the conditioning frame is `ModelConfig.cond_frame` (default 3: the 4th of 8, paper 3.1.2);
+    the conditioning frame is `ModelConfig.cond_frame` (default 3: the 4th of 8, paper 3.1.2), and
+    `cond_index(n)` for a clip of another length n (7 of 16): the one rule data, sampling, eval and export use;
     RGBA pixels are straight (not premultiplied) in [0, 1] at the edges of the system; the VAE
     works on premultiplied RGBA in [-1, 1] (see models/vae.py for why).
 """
@@ -21,8 +22,10 @@ from typing import Any
 
 import yaml
 
+from .errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A bad configuration value: the message names the key and what is expected."""
 
 
@@ -111,48 +114,104 @@ class ModelConfig:
 
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "weights" / "tiny"  # the bundled default model
+def cond_index(num_frames: int) -> int:
+    """The default conditioning frame of a `num_frames` clip, the one rule for data, sampling, eval and
+    export: the middle frame, rounded down (3 of 8, the paper's 4th frame; 7 of 16)."""
+    return (num_frames - 1) // 2
+
+
 def cond_index_at(frames: int, cond: int, num_frames: int) -> int:
     """The conditioning frame of a `num_frames` clip for a model trained on `frames` with frame `cond`:
-    its own index at its own length, else the middle frame by the same rule (3 of 8, 7 of 16)."""
-    return cond if num_frames == frames else (num_frames - 1) // 2
+    its own index at its own length, else `cond_index` (3 of 8, 7 of 16)."""
+    return cond if num_frames == frames else cond_index(num_frames)
 
 
 SCHEDULERS = ("dpm", "dpm-lu", "ddim", "ddpm", "lcm")
+DTYPE_NAMES = ("float32", "bfloat16")
+RENDERS = ("warp", "fuse")
+# One seed range for the CLI, HTTP and HITL: sticker i of a call uses seed + i, and every such seed stays
+# in 0..MAX_SEED (a 32-bit signed int: safe in numpy, torch, JSON, SQLite and the web page's JavaScript).
+MAX_SEED = 2**31 - 1
+MAX_FRAMES = 32  # longest loop a call may ask for (memory grows linearly with frames)
+
+
+def setting(default: Any, help: str, *, name: str | None = None, flag: str | None = None,
+            range: tuple[float, float | None] | None = None, choices: tuple[str, ...] | None = None,
+            switch: Any = None, cli: bool = True, http: bool = True, old_names: tuple[str, ...] = ()) -> Any:
+    """A sampling setting: its default, plus what the CLI options, the HTTP form and the one check
+    (sampling/params.py) derive from it. `name`: the public name (HTTP field, `--name` flag, error words;
+    default the field's); `flag`: a CLI declaration other than `--name` (e.g. "--room/--no-room");
+    `range`: (least, most or None); `switch`: a bool CLI flag that sets this value (--bf16 -> "bfloat16");
+    `cli`/`http`: offered there; `old_names`: deprecated public names still accepted (flags, fields and
+    config.json keys)."""
+    meta = {"help": help, "name": name, "flag": flag, "range": range, "choices": choices, "switch": switch,
+            "cli": cli, "http": http, "old_names": tuple(old_names)}
+    return field(default=default, metadata=meta)
 
 
 @dataclass
-class SamplingConfig:
-    """Inference knobs (paper 2.1 eq. 1-3, 3.3.1)."""
+class SolverSettings:
+    """What the networks and the solver make: the video latents (paper 2.1 eq. 1-3, 3.3.1)."""
 
-    scheduler: str = "dpm"  # one of SCHEDULERS (diffusion/sampler.make_scheduler)
-    steps: int = 15
-    image_guidance: float = 7.5  # sigma_I
-    text_guidance: float = 2.0  # sigma_T
-    guided_steps: int = 8  # adaptive guidance: full guidance for the first k steps, then 1 eval
-    seed: int = 0
-    dtype: str = "float32"  # or bfloat16
-    anchor: bool = True  # hold the conditioning frame on the sticker's latent (diffusion/anchor.py)
+    scheduler: str = setting("dpm", "dpm (DPM-Solver++ 2M, logSNR grid), dpm-lu, ddim, ddpm or lcm "
+                             "(consistency-distilled models).", choices=SCHEDULERS, http=False)
+    steps: int = setting(15, "Solver steps (model default).", range=(1, 1000))
+    image_guidance: float = setting(7.5, "sigma_I, image guidance scale (paper: 7.5-9).", range=(0, 30))
+    text_guidance: float = setting(2.0, "sigma_T, text guidance scale (paper: 1.5-3).", range=(0, 30))
+    # Adaptive guidance: full guidance for the first k steps, then 1 eval.
+    guided_steps: int = setting(8, "Adaptive guidance: full guidance for the first k steps.", range=(0, None),
+                                http=False)
+    seed: int = setting(0, "Noise seed, 0 to 2**31 - 1 (sticker i of a call uses seed + i, which must stay in "
+                        "that range).", range=(0, MAX_SEED))
+    dtype: str = setting("float32", "bfloat16 autocast (faster on CPUs with AMX/AVX512-bf16).",
+                         choices=DTYPE_NAMES, flag="--bf16", switch="bfloat16", http=False)
+    # Hold the conditioning frame on the sticker's latent (diffusion/anchor.py).
+    anchor: bool = setting(True, "Anchor the conditioning frame on the sticker's latent.", cli=False, http=False)
+    # Clip layout: frames per loop (None = the model's own, 8) and which frame is the sticker
+    # (None = the middle frame: 3 of 8, 7 of 16). Circular temporal layers make any length a loop.
+    num_frames: int | None = setting(None, "Frames per loop: 8 (model default) or 16, up to 32; the loop has no "
+                                     "seam at any length.", name="frames", range=(2, MAX_FRAMES))
+    cond_frame: int | None = setting(None, "Which frame is your sticker (0-based; default the middle: 3 of 8, "
+                                     "7 of 16).", range=(0, MAX_FRAMES - 1), http=False)
+
+
+@dataclass
+class RenderSettings:
+    """What happens after the latents: how frames are drawn and moved (sampling/finish.py)."""
+
     # Put the user's own sticker at the conditioning frame instead of its VAE-decoded copy (the paper
     # decodes every frame). Exact, but sharper than the decoded neighbours: with our small VAE that is
     # a flash once per loop (measured: motion-curve pass rate 0.65 pasted vs 0.80 decoded, tiny model).
-    paste_input: bool = False
-    # Clip layout: frames per loop (None = the model's own, 8) and which frame is the sticker
-    # (None = the middle frame: 3 of 8, 7 of 16). Circular temporal layers make any length a loop.
-    num_frames: int | None = None
-    cond_frame: int | None = None
+    paste_input: bool = setting(False, "Put your exact sticker at the conditioning frame, or its VAE-decoded "
+                                "copy like the other frames (model default).", flag="--paste-input/--decode-input",
+                                http=False)
     # The global motion a prompt names (bouncing, spinning, ...) applied exactly to the model's frames
-    # (sampling/promptmotion.py); the model supplies the look and the local motion. Off: the model alone.
-    prompt_motion: bool = True
+    # (sampling/prompt_motion.py); the model supplies the look and the local motion. Off: the model alone.
+    prompt_motion: bool = setting(True, "Move the sticker exactly as the prompt says (bouncing, spinning, ... "
+                                  "with gently/wildly/slowly/quickly; model default), or leave all motion to "
+                                  "the model.", flag="--prompt-motion/--model-motion-only")
     # Room for that motion: a sticker that fills its canvas is drawn smaller (down to 0.7) so a bounce or a
     # slide keeps the size asked for and stays in view. Off (or with paste_input): the motion shrinks instead.
-    room: bool = True
+    room: bool = setting(True, "Draw a sticker that fills its canvas smaller (down to 0.7) so the prompt's "
+                         "motion keeps its size and stays in view (model default), or keep its size and shrink "
+                         "the motion.", flag="--room/--no-room")
     # How frames are drawn at the output size (issue 13 / detail): "warp" moves the sticker's own pixels
     # along the model's motion (dense flow of its decoded frames) with that motion kept to its lowest
     # `harmonics` loop frequencies: crisp, seamless, no new pixels, so no colour blobs, and nothing the
     # sticker does not show can appear. "fuse": the learned reference decoder (models/decoder.py) may
     # also draw new content (a blink, an open mouth), and with this small model also draws blobs.
-    render: str = "warp"
-    harmonics: int = 2
+    render: str = setting("warp", "warp (default): your sticker's own pixels moved along the model's motion, "
+                          "kept to its slowest loop cycles: crisp and seamless; fuse: the learned decoder, which "
+                          "may also draw new content (and, with this small model, colour blobs).", choices=RENDERS)
+    harmonics: int = setting(2, "Loop frequencies the warp render keeps of the model's motion.",
+                             range=(1, MAX_FRAMES // 2), cli=False, http=False)
+
+
+@dataclass
+class SamplingConfig(RenderSettings, SolverSettings):
+    """Inference settings: the solver's (SolverSettings) then the render's (RenderSettings), one flat
+    object, so config.json keeps one flat "sampling" entry. The one source of the CLI options, the HTTP
+    form and the checks (sampling/params.py)."""
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -257,11 +316,22 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     """Build dataclass `cls` from a (partial) dict; unknown keys are an error naming the key."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    data = _renamed_keys(cls, data)
     unknown = set(data) - names
     if unknown:
         raise ConfigError(f"unknown config key '{prefix}{sorted(unknown)[0]}'; expected one of {sorted(names)}")
     kwargs = {k: _coerce(hints[k], v, prefix + k) for k, v in data.items()}
     return cls(**kwargs)
+
+
+def _renamed_keys(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with deprecated key names (a field's `old_names`, config.setting) under today's names, so old
+    config.json files still load; the new name wins when both are given."""
+    old = {o: f.name for f in dataclasses.fields(cls) for o in f.metadata.get("old_names", ())}
+    if not old.keys() & data.keys():
+        return data
+    out = {old.get(k, k): v for k, v in data.items() if k in old}
+    return out | {k: v for k, v in data.items() if k not in old}
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

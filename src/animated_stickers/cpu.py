@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from .errors import UserError
+
 
 def available_cores() -> int:
     """Cores this process may run on (cgroup/affinity aware where the OS tells)."""
@@ -11,3 +13,10 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def check_threads(threads: int, flag: str = "--threads") -> int:
+    """`threads` as given (0 means all available cores); UserError for a negative count."""
+    if threads < 0:
+        raise UserError(f"{flag} {threads}: expected 0 (all {available_cores()} cores) or a positive thread count")
+    return threads

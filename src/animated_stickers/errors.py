@@ -1,4 +1,10 @@
-"""User-facing errors: one clear line naming the bad input and what is expected, non-zero exit."""
+"""User-facing errors: one clear line naming the bad input and what is expected, non-zero exit.
+
+The bottom layer: it imports nothing of the project, so any module may raise `UserError`. Domain errors
+that users should see subclass it (config.ConfigError, data.animation.AnimationReadError,
+models.checkpoint.ModelLoadError, io_limits.InputTooLarge, ...); the CLI (`one_line_errors`) and HTTP
+(serve/app.py) layers word them.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +20,7 @@ class UserError(ValueError):
 
 
 def _is_user_error(e: BaseException) -> bool:
-    # Imported only when an error is being reported, so defining commands stays cheap (no torch).
-    from .config import ConfigError
-    from .data.animation import AnimationReadError
-    from .models.checkpoint import ModelLoadError
-
-    return isinstance(e, (UserError, ConfigError, AnimationReadError, ModelLoadError, FileNotFoundError))
+    return isinstance(e, (UserError, FileNotFoundError))
 
 
 def one_line_errors(fn: Callable) -> Callable:

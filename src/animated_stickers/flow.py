@@ -1,12 +1,12 @@
 """Dense optical flow between two premultiplied RGBA frames: OpenCV DIS, one place for every user.
 
-Used by the export retimer (export/flow.py: motion-compensated in-betweens), by the reference
+Used by the export retimer (export/inbetween.py: motion-compensated in-betweens), by the reference
 decoder (models/decoder.py: warp the sticker into each decoded frame) and by the warp renderer
 (the sticker moved along the loop-smoothed motion, `loop_smooth`). DIS matches one uint8
 channel, so a frame is shown to it as luma over mid grey: a dark or a light body both stand out
 from the transparent background, and alpha edges move with the shape.
 Side by side with the numpy Lucas-Kanade it replaced in the retimer, DIS is as good (the numbers
-are in export/flow.py).
+are in export/inbetween.py).
 """
 
 from __future__ import annotations

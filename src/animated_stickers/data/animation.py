@@ -15,13 +15,14 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import UserError
 from ..io_limits import InputTooLarge, check_budget, pillow_guard
 
 IMAGE_SUFFIXES = {".webp", ".gif", ".png", ".apng", ".jpg", ".jpeg"}
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi"}
 
 
-class AnimationReadError(ValueError):
+class AnimationReadError(UserError):
     """An unreadable or truncated animation file; the message names the file."""
 
 

@@ -170,19 +170,19 @@ def _package_version(data_json: Path) -> str:
 # ---------------------------------------------------------------- training captions (templates)
 
 # Shares of the caption templates: subject + motion, motion only, subject only (paper 2.2 enriches
-# captions; here the motion part is measured, data/motionwords.py, or exact for procedural clips).
+# captions; here the motion part is measured, motion/words.py, or exact for procedural clips).
 CAPTION_MIX = (0.6, 0.2, 0.2)
 
 
 def motion_text(meta: dict, rng) -> str:
     """The motion phrase of a prepared sample: exact for procedural clips, else from the measured motion."""
     if meta.get("procedural_motion"):
-        from .procedural import exact_motion_phrase
+        from ..motion.procedural import exact_motion_phrase
 
         return exact_motion_phrase(meta["procedural_motion"], meta.get("procedural_seed", 0),
                                    meta.get("procedural_frames", 8), meta.get("fps", 12.0), rng)
     if meta.get("motion"):
-        from .motionwords import MotionDescription, motion_phrase
+        from ..motion.words import MotionDescription, motion_phrase
 
         return motion_phrase(MotionDescription.from_dict(meta["motion"]), rng)
     return ""
@@ -205,3 +205,29 @@ def training_caption(meta: dict, rng, mix: tuple[float, float, float] = CAPTION_
     if u < mix[0] + mix[1]:
         return motion
     return subject
+
+
+# Captions of the learned motion model (issue 28): the emoji's name plus the motion measured in its clip
+# (motion/words.py), worded in varied templates so the text encoder, not one fixed pattern, carries both.
+# '{n}' is the name (CLDR label), '{m}' the measured motion phrase. The weights favour name + motion: the
+# name says which parts an emoji moves (a hand waves, a runner runs), the phrase how.
+MOTION_TEMPLATES: tuple[tuple[str, float], ...] = (
+    ("{n}, {m}", 3.0), ("{n} {m}", 2.0), ("a {n} {m}", 1.5), ("the {n} sticker, {m}", 1.0),
+    ("animated {n}, {m}", 1.0), ("{m}: {n}", 0.7), ("{n} emoji {m}", 1.0), ("{n} sticker that is {m}", 0.7),
+    ("{m}", 0.6), ("{n}", 1.2), ("animated {n}", 0.5), ("a moving {n} sticker", 0.4),
+)
+
+
+def motion_model_caption(meta: dict, rng) -> str:
+    """A training caption for the motion model from a prepared sample: a weighted template over the
+    emoji's name (`label`) and the measured motion phrase (exact for procedural clips)."""
+    name = meta.get("label") or meta.get("subject") or meta.get("caption") or ""
+    motion = motion_text(meta, rng)
+    choices = [(t, w) for t, w in MOTION_TEMPLATES
+               if ("{n}" not in t or name) and ("{m}" not in t or motion)] or [("{n}", 1.0)]
+    u = rng.random() * sum(w for _, w in choices)
+    for template, weight in choices:
+        u -= weight
+        if u < 0:
+            break
+    return template.format(n=name, m=motion).strip()

@@ -48,7 +48,7 @@ def fetch(
         typer.echo(str(path))
     typer.echo(f"{len(NPM_PACKAGES)} packages in {folder}")
     if test_sets:
-        from ..eval.unseen import fetch_test_sets
+        from .test_sets import fetch_test_sets
 
         for path in fetch_test_sets(folder, progress=lambda p: typer.echo(f"ok {p} (test only)")):
             typer.echo(str(path))
@@ -89,6 +89,11 @@ def prepare(
         help="JSON [[lower_score, fps], ...] instead of fitting")] = None,
     limit: Annotated[int | None, typer.Option(help="only the first N items of each source (trials)")] = None,
     retry_errors: Annotated[bool, typer.Option(help="re-analyse files that failed before")] = False,
+    motion_targets: Annotated[bool, typer.Option(
+        help="also store each looping clip's motion target for the learned motion model: spectral volumes "
+             "(motion/spectral.py, 64 px, 4 harmonics) relative to --motion-phases random conditioning "
+             "phases")] = False,
+    motion_phases: Annotated[int, typer.Option(min=1, max=16, help="conditioning phases per clip")] = 4,
 ) -> None:
     """Analyse sources, fit motion buckets and write WebDataset shards + manifest (resumable)."""
     from .shards import PrepareOptions
@@ -126,7 +131,8 @@ def prepare(
     if videos:
         items += user_items(videos, videos_license)[:limit]
     opts = PrepareOptions(shard_size=shard_size, workers=workers, with_mv=mv, bucket_score=bucket_score,
-                          bucket_fps=_parse_fps_list(bucket_fps), bucket_table=table)
+                          bucket_fps=_parse_fps_list(bucket_fps), bucket_table=table,
+                          motion_targets=motion_targets, motion_phases=motion_phases)
     report = run_prepare(items, out, opts)
     typer.echo(f"{report.ok} samples in {report.shards_written + report.shards_kept} shards under {out} "
                f"({report.shards_written} written, {report.shards_kept} unchanged); {report.skipped} skipped, "

@@ -17,6 +17,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..config import cond_index
+
 CondMode = Literal["middle", "first", "last", "random"]
 COND_MODES: tuple[str, ...] = ("middle", "first", "last", "random")
 NUM_FRAMES = 8
@@ -81,9 +83,10 @@ def plan_clip(n_frames: int, video_fps: float, fps: float, rng: random.Random | 
 
 def cond_frame_index(mode: CondMode = "middle", num_frames: int = NUM_FRAMES,
                      rng: random.Random | None = None) -> int:
-    """Index of the conditioning frame: middle (3 of 8, the paper's choice), first, last or random."""
+    """Index of the conditioning frame: middle (config.cond_index: 3 of 8, the paper's choice), first, last
+    or random."""
     if mode == "middle":
-        return (num_frames - 1) // 2  # 3 for 8 frames: the 4th frame
+        return cond_index(num_frames)
     if mode == "first":
         return 0
     if mode == "last":

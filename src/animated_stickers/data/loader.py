@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..keying import key_background as chroma_key_frames
 from ..rgba import fit_pad_frames
 from .animation import AnimationReadError, decode_animation
 from .buckets import MotionBuckets
 from .captions import CAPTION_MIX, training_caption
 from .clips import COND_MODES, cond_frame_index, plan_clip, plan_loop_clip
-from .keying import key_background as chroma_key_frames
 
 log = logging.getLogger(__name__)
 DROPOUT = 0.07  # each CFG dropout case (text, image, both): the paper's 5-10%

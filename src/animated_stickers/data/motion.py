@@ -12,6 +12,7 @@ coverage), so a small sticker on a big transparent canvas is not scored as still
 from __future__ import annotations
 
 import io
+import random
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -151,3 +152,82 @@ def motion_scores(frames: np.ndarray, video_fps: float, with_mv: bool = True) ->
     step = max(1, round(video_fps / REF_FPS)) if video_fps > 0 else 1
     rate = video_fps / step if video_fps > 0 else REF_FPS
     return MotionScores(frame_diff=_frame_difference(rgba), mv=_motion_vectors(rgba, rate) if with_mv else None)
+
+
+# ---------------------------------------------------------------- the learned motion model's target
+
+SPECTRAL_EXT = "spectral.safetensors"  # the shard part holding a clip's spectral volumes (safetensors)
+
+
+def loop_positions(period: int, loop_frames: int) -> list[int]:
+    """Constant-rate step indices of `loop_frames` frames evenly over one loop of `period` steps, from step 0."""
+    return [round(i * period / loop_frames) % period for i in range(loop_frames)]
+
+
+def spectral_targets(frames: np.ndarray, period: int, key: str, phases: int = 4, size: int | None = None,
+                     harmonics: int | None = None) -> tuple[np.ndarray, dict]:
+    """Spectral volumes (P, 4K, size, size) float16 of one loop of straight RGBA frames (T, H, W, 4) uint8 (on
+    the constant-rate grid), each relative to a conditioning phase drawn at random (seeded by `key`), and
+    their description for the sample's metadata. The frames are fitted on a transparent square exactly as
+    the loader fits the still (rgba.fit_pad_frames), so the still and its target line up at any resolution."""
+    from ..motion.spectral import HARMONICS, LOOP_FRAMES, SIZE, volume_from_frames
+    from ..rgba import fit_pad_frames, premultiply
+
+    size, harmonics = size or SIZE, harmonics or HARMONICS
+    n = min(LOOP_FRAMES, period)  # period >= 8 (clips.loop_period), so n // 2 >= 4 harmonics fit
+    steps = loop_positions(period, n)
+    pm = premultiply(fit_pad_frames(frames[steps], size).astype(np.float32) / 255.0)  # (n, s, s, 4)
+    chosen = sorted(random.Random(f"spectral:{key}").sample(range(n), min(phases, n)))
+    volumes = np.stack([volume_from_frames(pm, c, harmonics) for c in chosen]).astype(np.float16)
+    info = {"loop_frames": n, "phases": chosen, "still_steps": [steps[c] for c in chosen], "harmonics": harmonics,
+            "size": size, "units": "canvas", "flow": "backward (frame at x looks like the still at x + flow)"}
+    return volumes, info
+
+
+def procedural_spectral_target(canvas_alpha: np.ndarray, motion: str, seed: int, num_frames: int, period: int,
+                               size: int | None = None, harmonics: int | None = None) -> tuple[np.ndarray, dict]:
+    """The exact spectral volume (1, 4K, size, size) float16 of a procedural clip (motion/procedural.py
+    animate_still of a canvas with alpha `canvas_alpha` (H, W), `num_frames` frames, one loop every `period`),
+    relative to frame 0, the still itself (every waveform rests at phase 0): the generator's own inverse
+    map is the backward flow, so no flow is estimated."""
+    import cv2
+
+    from ..motion.procedural import alpha_box, draw_components, source_coords
+    from ..motion.spectral import HARMONICS, LOOP_FRAMES, SIZE, spectral_volume
+
+    size, harmonics = size or SIZE, harmonics or HARMONICS
+    h, w = canvas_alpha.shape
+    comps, box = draw_components(motion, seed), alpha_box(canvas_alpha)
+    n = min(LOOP_FRAMES, period)
+    steps = loop_positions(period, n)
+    gy, gx = np.mgrid[:h, :w].astype(np.float32)
+    flows = []
+    for s in steps:
+        xs, ys = source_coords(comps, 2 * np.pi * s / num_frames, box, (h, w))
+        d = np.stack([xs - gx, ys - gy], axis=-1)  # (h, w, 2) px: frame s at x samples the still at x + d
+        flows.append(cv2.resize(d, (size, size), interpolation=cv2.INTER_AREA) * np.array([size / w, size / h]))
+    volume = spectral_volume(np.stack(flows).astype(np.float32), harmonics, cond=0)
+    info = {"loop_frames": n, "phases": [0], "still_steps": [0], "harmonics": harmonics, "size": size,
+            "units": "canvas", "flow": "backward (frame at x looks like the still at x + flow)", "exact": True}
+    return volume[None].astype(np.float16), info
+
+
+def spectral_bytes(volumes: np.ndarray) -> bytes:
+    """Volumes (P, 4K, s, s) as safetensors bytes (never a pickle)."""
+    from safetensors.numpy import save
+
+    return save({"volumes": np.ascontiguousarray(volumes)})
+
+
+def read_spectral(blob: bytes) -> np.ndarray:
+    """The volumes (P, 4K, s, s) float16 of a sample's spectral part; ValueError when unreadable."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    try:
+        volumes = load(blob)["volumes"]
+    except (SafetensorError, KeyError, OSError) as e:
+        raise ValueError(f"spectral target unreadable ({e})") from None
+    if volumes.ndim != 4 or volumes.shape[1] % 4 or not np.isfinite(volumes).all():
+        raise ValueError(f"spectral target of shape {volumes.shape}: expected finite (P, 4K, s, s)")
+    return volumes

@@ -1,13 +1,14 @@
 """Prompt sets in the paper's three buckets (section 2.3: action, emotion, open-ended), made from emoji
-names and keywords (data/captions.py) and the motion vocabulary (data/motionwords.py); for evaluation
-(the relevance measure) and the HITL loop."""
+names and keywords (data/captions.py) and the motion vocabulary (motion/words.py), for the HITL loop.
+The evaluation's prompt sets, each motion a label in its own file, are eval/motion_prompts.json and
+eval/paraphrase_prompts.json."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 
-from .motionwords import VOCAB, prompt_motion, without_motion_words
+from ..motion.words import VOCAB, named_motion, without_motion_words
 
 BUCKETS = ("action", "emotion", "open-ended")
 _ACTION = ["{s} {m}", "a {s} {m}", "{s}, {m}", "cute {s} {m}"]
@@ -17,10 +18,6 @@ _EMOTION = [("happy", "bouncing"), ("excited", "hopping"), ("nervous", "shaking"
             ("proud", "rocking"), ("sad", None), ("angry", None), ("surprised", None), ("laughing", None)]
 _OPEN = ["{s}", "a {s} sticker", "{s} having a great day", "{s} at a party", "{s} on a rainy day",
          "{s} saying good morning", "{s}, {k}", "a {k} {s}"]
-# Four clearly different motions for the relevance measure (issue 12).
-EVAL_MOTIONS = [("bouncing", "bouncing up and down"), ("sliding", "sliding left and right"),
-                ("spinning", "spinning around"), ("pulsing", "pulsing bigger and smaller")]
-
 
 @dataclass(frozen=True)
 class PromptSpec:
@@ -38,7 +35,7 @@ def subject_of(name: str) -> tuple[str, list[str]]:
     if is_codepoint_stem(name):
         try:
             cap = caption_for(name)
-            keywords = [k for k in cap.keywords if k.lower() not in cap.label.lower() and not prompt_motion(k)]
+            keywords = [k for k in cap.keywords if k.lower() not in cap.label.lower() and not named_motion(k)]
             return without_motion_words(cap.label), keywords
         except CaptionError:
             pass
@@ -70,9 +67,3 @@ def prompt_set(subjects: list[str], n: int, seed: int = 0) -> list[PromptSpec]:
             out.append(PromptSpec(bucket, template.format(s=label, k=rng.choice(keywords) if keywords else ""),
                                   None, label))
     return out
-
-
-def motion_eval_prompts(subject: str) -> list[str]:
-    """Four prompts with clearly different motions for one subject (the relevance measure)."""
-    label, _ = subject_of(subject)
-    return [f"{label} {phrase}" for _, phrase in EVAL_MOTIONS]

@@ -35,9 +35,10 @@ from .clips import constant_rate_steps
 from .sources import Item, item_split
 
 SCHEMA = 2  # 2: loop_period, measured motion, subject; procedural_motion (was motion)
-PROCEDURAL_FRAMES = 24  # a procedural loop: 24 frames at data.procedural.FPS
+PROCEDURAL_FRAMES = 24  # a procedural loop: 24 frames at motion.procedural.FPS
 ANALYSIS = "work/analysis.jsonl"
 GENERATED = "work/generated"
+SPECTRAL_DIR = "work/spectral"
 
 
 @dataclass
@@ -53,6 +54,11 @@ class PrepareOptions:
     procedural_size: int = 256
     retry_errors: bool = False  # re-analyse items that failed in an earlier run
     progress: bool = True
+    # The learned motion model's targets (data/motion.py spectral_targets): per looping clip, spectral
+    # volumes relative to `motion_phases` conditioning phases drawn at random, as a KEY.spectral.safetensors
+    # part. Off by default: shards prepared without it are unchanged.
+    motion_targets: bool = False
+    motion_phases: int = 4
 
 
 @dataclass
@@ -92,8 +98,8 @@ def describe(rec: dict) -> dict:
 
     Code-point names get the emoji table's caption; a given caption wins; procedural motions are named.
     """
+    from ..motion.procedural import MOTIONS, motion_caption
     from .captions import CaptionError, caption_for, is_codepoint_stem
-    from .procedural import MOTIONS, motion_caption
 
     name, given, motion = rec["name"], rec.get("given_caption"), rec.get("procedural_motion")
     cap = None
@@ -118,9 +124,11 @@ def describe(rec: dict) -> dict:
             "caption_source": source, "split": item_split(rec)}
 
 
-def analyse_item(item: Item, out: str, with_mv: bool = True, procedural_size: int = 256) -> dict:
-    """Decode, validate and score one item; returns a record with status ok / skipped / error."""
-    from .keying import ensure_alpha, has_alpha
+def analyse_item(item: Item, out: str, with_mv: bool = True, procedural_size: int = 256,
+                 motion_phases: int = 0) -> dict:
+    """Decode, validate and score one item; returns a record with status ok / skipped / error.
+    `motion_phases` > 0 also stores the clip's spectral motion targets (`_spectral`)."""
+    from ..keying import ensure_alpha, has_alpha
     from .motion import motion_scores
 
     rec = {"key": item.key, "source": item.source, "license": item.license, "kind": item.kind,
@@ -131,7 +139,7 @@ def analyse_item(item: Item, out: str, with_mv: bool = True, procedural_size: in
         suffix = Path(item.path).suffix.lower()
         anim = decode_animation(data, suffix)
         if item.motion:  # procedural: animate the still, keep the generated file as the sample's bytes
-            from .procedural import FPS, animate_still
+            from ..motion.procedural import FPS, animate_still
 
             generated = animate_still(anim.frames[0], item.motion, size=procedural_size, seed=0,
                                       num_frames=PROCEDURAL_FRAMES)
@@ -167,6 +175,9 @@ def analyse_item(item: Item, out: str, with_mv: bool = True, procedural_size: in
         if n >= 2:
             rec["scores"] = motion_scores(frames, fps, with_mv=with_mv).to_dict()
             rec.update(measure_clip(frames, fps))
+            if motion_phases:
+                exact = (generated[0][..., 3], item.motion, PROCEDURAL_FRAMES) if item.motion else None
+                rec["spectral"] = _spectral(frames, rec, out, motion_phases, exact)
         else:
             rec["scores"] = None
         return rec
@@ -174,17 +185,39 @@ def analyse_item(item: Item, out: str, with_mv: bool = True, procedural_size: in
         return {**rec, "status": "error", "reason": f"{type(e).__name__}: {_one_line(e)}"}
 
 
+def _spectral(frames: np.ndarray, rec: dict, out: str, phases: int, exact: tuple | None = None) -> dict | None:
+    """Write the clip's spectral volumes under work/spectral/ and describe them (None for clips that do not
+    loop: a spectral volume is a loop's motion). `exact` = (canvas alpha, motion, frames) of a procedural
+    clip: its target comes from the generator's own warp, relative to the still (frame 0)."""
+    from .motion import procedural_spectral_target, spectral_bytes, spectral_targets
+
+    if not rec.get("loop_period"):
+        return None
+    if exact is not None:
+        alpha, motion, num_frames = exact
+        volumes, info = procedural_spectral_target(alpha, motion, rec.get("procedural_seed", 0), num_frames,
+                                                   rec["loop_period"])
+    else:
+        volumes, info = spectral_targets(frames, rec["loop_period"], rec["key"], phases)
+    data = spectral_bytes(volumes)
+    path = Path(out) / SPECTRAL_DIR / f"{rec['key']}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
+    return {**info, "path": str(path), "sha1": hashlib.sha1(data).hexdigest()}
+
+
 def measure_clip(frames: np.ndarray, fps: float) -> dict:
     """Loop period (frames, None when the animation does not loop seamlessly) and the measured motion
     of the canonical clip training sees (NUM_FRAMES frames over one loop, or the spacing rule)."""
+    from ..config import cond_index
+    from ..motion.words import describe_motion, motion_words
     from .clips import NUM_FRAMES, loop_period, plan_clip, plan_loop_clip
-    from .motionwords import describe_motion, motion_words
 
     period = loop_period(frames)
     plan = plan_loop_clip(len(frames), period, fps, start=0) if period else \
         plan_clip(len(frames), fps, 8.0, num_frames=NUM_FRAMES)
     clip = frames[list(plan.indices)]
-    desc = describe_motion(clip, plan.fps, cond_index=(NUM_FRAMES - 1) // 2)
+    desc = describe_motion(clip, plan.fps, cond_index=cond_index(NUM_FRAMES))
     return {"loop_period": period, "motion": desc.to_dict(), "motion_words": motion_words(desc)}
 
 
@@ -220,8 +253,12 @@ def analyse_all(items: list[Item], out: Path, opts: PrepareOptions) -> tuple[dic
     done = {r["key"]: r for r in read_jsonl(log)}
     if opts.retry_errors:
         done = {k: r for k, r in done.items() if r.get("status") != "error"}
+    if opts.motion_targets:  # clips analysed before motion targets were asked for: analyse them again
+        done = {k: r for k, r in done.items() if r.get("status") != "ok" or (r.get("n_frames") or 0) < 2
+                or "spectral" in r}
     todo = [it for it in items if it.key not in done]
-    args = [(it, str(out), opts.with_mv, opts.procedural_size) for it in todo]
+    phases = opts.motion_phases if opts.motion_targets else 0
+    args = [(it, str(out), opts.with_mv, opts.procedural_size, phases) for it in todo]
     with log.open("a", encoding="utf-8") as fh, _progress(len(todo), "analyse", opts.progress) as bar:
         def record(rec: dict) -> None:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -309,7 +346,7 @@ def plan_shards(records: list[dict], shard_size: int) -> dict[str, list[dict]]:
 def sample_metadata(rec: dict, buckets: MotionBuckets) -> dict:
     """The JSON stored next to a sample's bytes in its shard."""
     score = (rec.get("scores") or {}).get(buckets.score)
-    meta = {k: v for k, v in rec.items() if k not in ("status",)}
+    meta = {k: v for k, v in rec.items() if k not in ("status",) and not (k == "spectral" and v is None)}
     meta.update(describe(rec))
     meta["schema"] = SCHEMA
     meta["bucket"] = buckets.bucket_of(score) if score is not None else None
@@ -327,8 +364,17 @@ def write_shard(path: Path, metas: list[dict]) -> None:
             data = Path(meta["path"]).read_bytes()
             if hashlib.sha1(data).hexdigest() != meta["sha1"]:
                 raise UserError(f"'{meta['path']}' changed since it was analysed; re-run with a fresh work dir")
-            writer.write({"__key__": meta["key"], meta["ext"]: data,
-                          "json": json.dumps(meta, ensure_ascii=False).encode("utf-8")})
+            sample = {"__key__": meta["key"], meta["ext"]: data,
+                      "json": json.dumps(meta, ensure_ascii=False).encode("utf-8")}
+            if meta.get("spectral"):  # the motion model's target (PrepareOptions.motion_targets)
+                from .motion import SPECTRAL_EXT
+
+                blob = Path(meta["spectral"]["path"]).read_bytes()
+                if hashlib.sha1(blob).hexdigest() != meta["spectral"]["sha1"]:
+                    raise UserError(f"'{meta['spectral']['path']}' changed since it was analysed; "
+                                    "re-run with a fresh work dir")
+                sample[SPECTRAL_EXT] = blob
+            writer.write(sample)
         writer.close()
 
 
@@ -346,7 +392,7 @@ def prepare(items: list[Item], out: str | Path, opts: PrepareOptions | None = No
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    from ..eval.unseen import assert_not_training_source
+    from .unseen import assert_not_training_source
 
     for it in items:
         assert_not_training_source(it)  # Twemoji / Noto are unseen-style test sets, never prepared
@@ -394,7 +440,8 @@ def prepare(items: list[Item], out: str | Path, opts: PrepareOptions | None = No
         "shards": sorted(plan), "buckets": buckets.to_dict(), "analysed_now": n_now,
         "seconds_this_run": round(report.seconds, 1),
         "options": {"shard_size": opts.shard_size, "workers": opts.workers, "with_mv": opts.with_mv,
-                    "bucket_score": opts.bucket_score, "bucket_fps": list(opts.bucket_fps)},
+                    "bucket_score": opts.bucket_score, "bucket_fps": list(opts.bucket_fps),
+                    **({"motion_phases": opts.motion_phases} if opts.motion_targets else {})},
     })
     return report
 

@@ -20,6 +20,7 @@ from ..atomic import atomic_path, is_partial
 from ..errors import UserError
 from .animation import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .captions import is_codepoint_stem, normalise
+from .unseen import assert_not_training_source
 
 NPM_PACKAGES = {  # package -> pinned version (the versions measured in FACTS / the issue)
     "@lobehub/fluent-emoji-anim-1": "1.0.0",
@@ -73,7 +74,8 @@ def default_cache() -> Path:
     return Path(os.environ.get("STICKERS_CACHE", Path.home() / ".cache" / "animated-stickers"))
 
 
-def _tarball_stem(package: str, version: str) -> str:
+def tarball_stem(package: str, version: str) -> str:
+    """The name `npm pack` gives a package's tarball, without '.tgz' ('@a/b', '1.0' -> 'a-b-1.0')."""
     return package.lstrip("@").replace("/", "-") + "-" + version  # npm pack's file naming
 
 
@@ -84,7 +86,7 @@ def fetch_npm(cache: Path, packages: dict[str, str] | None = None, progress=None
     (cache / "src").mkdir(parents=True, exist_ok=True)
     unpacked = []
     for package, version in packages.items():
-        stem = _tarball_stem(package, version)
+        stem = tarball_stem(package, version)
         tgz = cache / "npm" / f"{stem}.tgz"
         if not tgz.is_file():
             if shutil.which("npm") is None:
@@ -193,7 +195,7 @@ def user_items(folder: Path, license: str = LICENSES["user"]) -> list[Item]:
 
 def procedural_items(stills: list[Item], per_still: int, motions: list[str] | None = None) -> list[Item]:
     """`per_still` procedural animations of each still (motions picked reproducibly per still)."""
-    from .procedural import pick_motions
+    from ..motion.procedural import pick_motions
 
     items = []
     for still in stills:
@@ -219,7 +221,7 @@ _TONE_SUFFIX = re.compile(r"-(light|medium-light|medium|medium-dark|dark)$")
 
 
 def _pinned_package(cache: Path, package: str) -> Path:
-    folder = cache / "src" / _tarball_stem(package, NPM_PACKAGES[package]) / "package"
+    folder = cache / "src" / tarball_stem(package, NPM_PACKAGES[package]) / "package"
     if not folder.is_dir():
         raise UserError(f"'{folder}': {package} is not fetched; run `stickers data fetch --cache {cache}`")
     return folder
@@ -321,9 +323,7 @@ def item_split(item: Item | dict) -> str:
 
 
 def _guarded(items: list[Item]) -> list[Item]:
-    """`items` after checking that none comes from a test-only set (Twemoji, Noto: eval/unseen.py)."""
-    from ..eval.unseen import assert_not_training_source
-
+    """`items` after checking that none comes from a test-only set (Twemoji, Noto: data/unseen.py)."""
     for item in items:
         assert_not_training_source(item)
     return items

@@ -41,7 +41,7 @@ def load_manifest(folder: str | Path) -> list[dict]:
 def _word_coverage(anim: list[dict]) -> dict:
     """Clips per motion word (issue 12): how many clips show each VOCAB word at all and as their strongest
     motion, per source; every word has a row, so a word no clip shows reads 0."""
-    from .motionwords import VOCAB
+    from ..motion.words import VOCAB
 
     def count(rows: list[dict], first: bool) -> dict[str, int]:
         c = Counter(w for r in rows for w in (r.get("motion_words") or ["still"])[:1 if first else None])

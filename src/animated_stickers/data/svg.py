@@ -1,7 +1,7 @@
 """SVG stickers to RGBA with resvg-py (transparent background, fit into a `size` x `size` box).
 
 Used for the still styles of data/sources.py (Fluent flat / high-contrast from iconify JSON, OpenMoji
-SVG files) and for the unseen-style test sets of eval/unseen.py. Renders are cached as PNG files, written
+SVG files) and for the unseen-style test sets of data/test_sets.py. Renders are cached as PNG files, written
 to a temporary name and renamed, so an interrupted run never leaves a half-written image behind.
 """
 

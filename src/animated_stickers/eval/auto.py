@@ -3,6 +3,9 @@
 `judge(frames, image)` -> per-criterion raw value + pass/fail; `judge_folder(inputs, outputs)` does a
 folder of stickers (a missing or unreadable output fails every criterion); `summarise` gives the pass
 rate per criterion; `compare_motion_stats` compares generated and real motion where real clips exist.
+With the artist's animation of a sticker (`--real DIR`), its record also carries the three motion
+criteria (motionref.py: motion_size, motion_where, motion_parts) with their calibrated bands; every
+record carries its motion size and parts share alone, for results with no reference clip.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from ..data.animation import AnimationReadError, read_animation
 from ..errors import UserError
 from ..prompts_file import PROMPTS_FILE, read_prompts_file
-from ..rgba import resize_premultiplied
+from ..rgba import resize_premultiplied, to_uint8, unpremultiply
 from .detail import detail_ratio, frame_quality
 from .measures import (
     CRITERIA,
@@ -30,8 +33,9 @@ from .measures import (
     measure_all,
     motion_score,
 )
+from .motionref import MOTION_CRITERIA, clip_profile, compare, nearest_frame, reference_profile, to_basis
 from .relevance import motion_relevance, relevance_summary
-from .thresholds import Threshold, load_thresholds
+from .thresholds import Band, Threshold, load_motion_section, load_thresholds
 
 OUTPUT_SUFFIXES = (".webp", ".gif", ".png", ".apng", ".webm", ".mp4", ".mov")
 
@@ -126,13 +130,16 @@ def judge_folder(
     inputs: Path,
     outputs: Path,
     thresholds: Mapping[str, Threshold] | None = None,
-    real: Mapping[str, np.ndarray] | None = None,
+    real: Mapping | None = None,
     cond: int | None = None,
     progress: Callable[[Iterable], Iterable] = iter,
+    motion: dict | None = None,
 ) -> list[StickerResult]:
     """Judge every input's output; missing/unreadable outputs fail every criterion. With `real`
-    (stem -> real frames), each record also gets its generated-vs-real motion comparison."""
+    (stem -> the artist's Animation), each record also gets the motion criteria against it (bands from
+    `motion`, default thresholds.json's motion section) and the generated-vs-real motion statistics."""
     thresholds = thresholds or load_thresholds()
+    motion = motion or load_motion_section()
     if not outputs.is_dir():
         raise UserError(f"'{outputs}': outputs folder not found")
     results = []
@@ -140,30 +147,30 @@ def judge_folder(
         image = read_image(item.image)
         out = find_output(outputs, item.stem)
         if out is None:
-            results.append(failed_everywhere(item.stem, "missing output", thresholds, prompt=item.prompt))
+            results.append(_failed(item.stem, "missing output", thresholds, motion, real, prompt=item.prompt))
             continue
         try:
-            frames = read_animation(out).frames
+            anim = read_animation(out)
         except AnimationReadError as e:
-            results.append(
-                failed_everywhere(
-                    item.stem, f"unreadable output: {e}", thresholds, prompt=item.prompt, output=str(out)
-                )
-            )
+            results.append(_failed(item.stem, f"unreadable output: {e}", thresholds, motion, real,
+                                   prompt=item.prompt, output=str(out)))
             continue
-        results.append(
-            judge_one(
-                item.stem,
-                frames,
-                image,
-                thresholds,
-                cond,
-                prompt=item.prompt,
-                output=str(out),
-                real=None if real is None else real.get(item.stem),
-            )
-        )
+        result = judge_one(item.stem, anim.frames, image, thresholds, cond, prompt=item.prompt, output=str(out),
+                           fps=anim.fps, label=item.motion, motion=motion,
+                           real=None if real is None else real.get(item.stem))
+        if real is not None and item.stem not in real:
+            result.extra["vs_real_missing"] = True  # no artist clip of this sticker: motion alone only
+        results.append(result)
     return results
+
+
+def _failed(stem: str, error: str, thresholds, motion: dict, real, **kw) -> StickerResult:
+    """A missing or unreadable output: every criterion fails, the motion ones too where an artist clip exists."""
+    res = failed_everywhere(stem, error, thresholds, **kw)
+    if real is not None and stem in real:
+        for name in MOTION_CRITERIA:
+            res.criteria[name] = _verdict(None, motion["criteria"][name])
+    return res
 
 
 def judge_one(
@@ -172,20 +179,46 @@ def judge_one(
     image: np.ndarray,
     thresholds: Mapping[str, Threshold],
     cond: int | None = None,
-    real: np.ndarray | None = None,
+    real=None,
+    fps: float = 8.0,
+    label: str | None = None,
+    motion: dict | None = None,
     **kw,
 ) -> StickerResult:
-    """Judge one animation; with `real` frames also record motion vs the real clip."""
+    """Judge one animation (straight RGBA (T, H, W, 4) at `fps`); `label`: the prompt's intended motion
+    (for relevance); with `real` (the artist's Animation of this sticker) also the motion criteria."""
     clip = make_clip(frames, image, cond)
     res = StickerResult(stem, judge_clip(clip, thresholds), **kw)
     res.extra["frames"] = int(frames.shape[0])
     res.extra["size"] = [int(frames.shape[1]), int(frames.shape[2])]
     res.extra["detail_ratio"] = detail_ratio(frames, image)  # fine detail kept (eval/detail.py)
-    res.extra.update(motion_relevance(frames, clip.cond, kw.get("prompt")))  # prompted vs measured motion
+    res.extra.update(motion_relevance(frames, clip.cond, label, fps))  # labelled vs measured motion
+    # The motion basis anchors on the conditioning frame: the given one, else the frame nearest the still.
+    motion_cond = cond if cond is not None else nearest_frame(frames, image)
+    prof = clip_profile(frames, fps, motion_cond)
+    res.extra["motion_alone"] = motion_alone_record(prof, (motion or {}).get("artist", {}))
     if real is not None:
-        res.extra["vs_real"] = _vs_real(clip, make_clip(real, image, cond))
-        res.extra["vs_real"].update(frame_quality(frames, real))  # PSNR/SSIM at the real size
+        real_cond = nearest_frame(real.frames, image)
+        bands = (motion or load_motion_section())["criteria"]
+        for name, value in compare(prof, reference_profile(real.frames, real.fps, real_cond)).items():
+            res.criteria[name] = _verdict(value, bands[name])
+        real_second = to_uint8(unpremultiply(to_basis(real.frames, real.fps, real_cond)))  # (8, h, w, 4)
+        res.extra["vs_real"] = _vs_real(clip, make_clip(real_second, image))
+        res.extra["vs_real"].update(frame_quality(frames, real_second))  # PSNR/SSIM at the real clip's size
     return res
+
+
+def _verdict(value: float | None, band: Band) -> dict:
+    return {"value": value, "threshold": [band.low, band.high], "pass": band.passes(value), "details": {}}
+
+
+def motion_alone_record(prof, artist: dict) -> dict:
+    """A result's motion with no reference clip: size (of the alpha box diagonal), parts share, and
+    whether it hardly moves (below the calibrated floor)."""
+    floor = artist.get("hardly_moves_below")
+    size = 0.0 if prof is None else prof.size
+    return {"size": size, "parts": None if prof is None else prof.parts,
+            "hardly_moves": None if floor is None else bool(size < floor)}
 
 
 # ---- summary -------------------------------------------------------------------------------------
@@ -217,7 +250,40 @@ def summarise(results: list[StickerResult], thresholds: Mapping[str, Threshold])
         "all_nine": {"passed": nine_passed, "n": n, "pass_rate": nine_passed / n if n else 0.0},
         "detail_ratio": _quantiles(np.array([r.extra["detail_ratio"] for r in results if "detail_ratio" in r.extra])),
         "relevance": relevance_summary([r.extra.get("motion", {}) for r in results]),  # eval/relevance.py
+        "motion_alone": motion_alone_summary([r.extra["motion_alone"] for r in results if "motion_alone" in r.extra],
+                                             load_motion_section().get("artist", {})),
+        **_motion_criteria_summary(results),
     }
+
+
+def motion_alone_summary(records: list[dict], artist: dict) -> dict:
+    """Median motion size and parts share, and the share that hardly moves, beside the artist clips'."""
+    sizes = np.array([r["size"] for r in records], float)
+    parts = np.array([r["parts"] for r in records if r["parts"] is not None], float)
+    moves = [r["hardly_moves"] for r in records if r["hardly_moves"] is not None]
+    return {"n": len(records), "size_median": float(np.median(sizes)) if sizes.size else None,
+            "parts_median": float(np.median(parts)) if parts.size else None,
+            "hardly_moves": float(np.mean(moves)) if moves else None,
+            "artist_size_median": artist.get("size_median"), "artist_parts_median": artist.get("parts_median"),
+            "hardly_moves_below": artist.get("hardly_moves_below")}
+
+
+def _motion_criteria_summary(results: list[StickerResult]) -> dict:
+    """Pass rates of the motion criteria over the stickers judged against an artist clip: each, and all
+    three with existence (the calibration's bar); {} when none was."""
+    judged = [r for r in results if all(n in r.criteria for n in MOTION_CRITERIA)]
+    if not judged:
+        return {}
+    out = {}
+    for name in MOTION_CRITERIA:
+        values = [r.criteria[name]["value"] for r in judged if r.criteria[name]["value"] is not None]
+        out[name] = {"passed": sum(r.criteria[name]["pass"] for r in judged), "n": len(judged),
+                     "pass_rate": float(np.mean([r.criteria[name]["pass"] for r in judged])),
+                     "threshold": judged[0].criteria[name]["threshold"],
+                     "median_value": float(np.median(values)) if values else None}
+    moving = [all(r.criteria[n]["pass"] for n in (*MOTION_CRITERIA, "existence")) for r in judged]
+    out["all_motion"] = {"passed": int(sum(moving)), "n": len(judged), "pass_rate": float(np.mean(moving))}
+    return {"motion_vs_real": out}
 
 
 # ---- generated vs real ---------------------------------------------------------------------------

@@ -1,14 +1,19 @@
-"""The three things a user judges first, on held-out and unseen-style stickers: detail, relevance, looping.
+"""What a user judges first, on held-out and unseen-style stickers: motion, detail, relevance, looping.
 
 `stickers eval axes --model M --style S` animates N stickers of one style with four prompts that name
-clearly different motions (data/prompt_sets.motion_eval_prompts) and one more seed of the first, then
-reports, per style:
+clearly different motions, each labelled with its motion in its own file (labelled.py), the same four
+motions worded as paraphrases no table holds, one more seed of the first, and (held-out Fluent emoji)
+the emoji's name alone, then reports, per style:
+  motion     - median motion size (of the alpha box diagonal), parts share and the share that hardly moves,
+               beside the artist clips' own figures (motion_calibrate.py); on held-out emoji also the three
+               motion criteria of the name-only result against the artist's clip (motionref.py)
   detail     - median detail ratio (eval/detail.py: fine detail of the frames over the input's, same size),
                against the sticker as the clip draws it (smaller where the prompt's motion needed room:
                `drawn at` is that scale) and, beside it, against the input at its full size
   cond_psnr  - the conditioning frame against the sticker as drawn (dB): is the sticker's own look kept?
-  relevance  - prompt-motion agreement (eval/relevance.py, chance stated) and prompt sensitivity
-               (distance between prompts / distance between seeds)
+  relevance  - agreement of the measured motion with the label (eval/relevance.py, chance stated), for the
+               usual wording and for the paraphrases, and prompt sensitivity (distance between prompts /
+               distance between seeds)
   looping    - the calibrated looping criterion's pass rate, and the share of seams larger than twice the
                median frame-to-frame change
 Styles: `heldout` (held-out Fluent emoji: the real clips' conditioning frames), `fluent-high-contrast`
@@ -23,11 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.prompt_sets import motion_eval_prompts
+from ..data.prompt_sets import subject_of
 from ..rgba import fit_premultiplied, premultiply
-from ..sampling.promptmotion import drawn_sticker
+from ..sampling.prompt_motion import drawn_sticker
 from .detail import detail_ratio, psnr
-from .relevance import clip_distance, prompt_motion_agreement
+from .labelled import labelled_prompts
+from .motionref import clip_profile, compare, nearest_frame, reference_profile
+from .relevance import clip_distance, motion_agreement
 
 STYLES = ("heldout", "fluent-high-contrast", "twemoji", "noto")
 
@@ -37,6 +44,7 @@ class Sticker:
     name: str
     rgba: np.ndarray  # (H, W, 4) uint8 straight
     subject: str
+    real: Path | None = None  # the artist's animation of this sticker (held-out Fluent emoji)
 
 
 def load_stickers(style: str, n: int, cache: Path, size: int = 256, seed: int = 0) -> list[Sticker]:
@@ -56,9 +64,10 @@ def load_stickers(style: str, n: int, cache: Path, size: int = 256, seed: int = 
         clips = load_real_clips(fluent_files(split="heldout"), n, size=size)
         from ..data.captions import caption_for
 
-        return [Sticker(c.stem, c.image, caption_for(c.stem).label) for c in clips]
+        paths = {p.stem: p for p in fluent_files(split="heldout")}
+        return [Sticker(c.stem, c.image, caption_for(c.stem).label, paths[c.stem]) for c in clips]
     if style in ("twemoji", "noto"):
-        from .unseen import unseen_stills
+        from ..data.test_sets import unseen_stills
 
         return [Sticker(name, _resized(rgba), cap) for name, rgba, cap in unseen_stills(cache, style, n, seed)]
     if style == "fluent-high-contrast":
@@ -94,28 +103,38 @@ def seam_ratio(frames: np.ndarray) -> float:
 
 
 def evaluate_style(animate: Callable, stickers: list[Sticker], cond: int, fps: float, thresholds,
-                   progress=iter, room: bool = True) -> dict:
+                   progress=iter, room: bool = True, motion=None) -> dict:
     """`animate(rgba, prompts, seed) -> list of (T, H, W, 4) uint8` for one sticker and several prompts;
-    `room`: whether those settings draw the sticker smaller for its motion (promptmotion.makes_room)."""
+    `room`: whether those settings draw the sticker smaller for its motion (prompt_motion.draws_smaller);
+    `motion`: thresholds.load_motion_section() (the motion criteria and the artist clips' figures)."""
     from .measures import looping, make_clip
 
-    rows, items, a_clips, b_clips, a2_clips = [], [], [], [], []
-    for s in progress(stickers):
-        prompts = motion_eval_prompts(s.subject)
-        clips = animate(s.rgba, prompts, 0)
+    rows, items, para_items, a_clips, b_clips, a2_clips, vs_real = [], [], [], [], [], [], []
+    profiles: dict[str, list] = {"usual": [], "paraphrase": []}
+    for i, s in enumerate(progress(stickers)):
+        subject = subject_of(s.subject)[0]
+        usual, para = labelled_prompts(subject, "usual", i), labelled_prompts(subject, "paraphrase", i)
+        prompts = [p for p, _ in usual]
+        clips = animate(s.rgba, prompts + [p for p, _ in para], 0)
+        clips, para_clips = clips[:len(usual)], clips[len(usual):]
         second = animate(s.rgba, prompts[:1], 1)[0]
         a_clips.append(clips[0])
         b_clips.append(clips[1])
         a2_clips.append(second)
-        for p, c in zip(prompts, clips):
-            items.append((p, c, fps, cond))
+        para_items += [(label, c, fps, cond) for (_, label), c in zip(para, para_clips)]
+        profiles["usual"] += [clip_profile(c, fps, cond) for c in clips]
+        profiles["paraphrase"] += [clip_profile(c, fps, cond) for c in para_clips]
+        if s.real is not None:  # the name alone, against the artist's own clip
+            vs_real.append(_versus_artist(animate(s.rgba, [subject], 0)[0], fps, cond, s))
+        for (p, label), c in zip(usual, clips):
+            items.append((label, c, fps, cond))
             # The sticker as the clip draws it: smaller where the prompt's motion needed room (the scale
             # is reported; detail and PSNR are then about the rendering, not the size).
             image, scale = drawn_sticker(s.rgba, p, len(c), room)
             loop_value = looping(make_clip(c, image, cond)).value
             ref = fit_premultiplied(premultiply(image), c.shape[1:3])
             rows.append({
-                "sticker": s.name, "prompt": p,
+                "sticker": s.name, "prompt": p, "motion": label,
                 "detail": detail_ratio(c, image),
                 "detail_vs_input": detail_ratio(c, s.rgba),
                 "room_scale": scale,
@@ -123,7 +142,8 @@ def evaluate_style(animate: Callable, stickers: list[Sticker], cond: int, fps: f
                 "seam_ratio": seam_ratio(c),
                 "looping_pass": bool(thresholds["looping"].passes(loop_value)),
             })
-    agreement = prompt_motion_agreement(items)
+    agreement = motion_agreement(items)
+    paraphrase = motion_agreement(para_items)
     between = [clip_distance(a, b) for a, b in zip(a_clips, b_clips)]
     seeds = [clip_distance(a, a2) for a, a2 in zip(a_clips, a2_clips)]
     return {
@@ -134,23 +154,79 @@ def evaluate_style(animate: Callable, stickers: list[Sticker], cond: int, fps: f
         "detail_below_0.7": float(np.mean([r["detail"] < 0.7 for r in rows])),
         "cond_psnr_median": float(np.median([r["cond_psnr"] for r in rows])),
         "agreement": agreement["agreement"], "chance": agreement["chance"], "per_word": agreement["per_word"],
+        "paraphrase_agreement": paraphrase["agreement"], "paraphrase_per_word": paraphrase["per_word"],
         "sensitivity": float(np.mean(between) / max(np.mean(seeds), 1e-9)),
         "looping_pass": float(np.mean([r["looping_pass"] for r in rows])),
         "seam_over_2x": float(np.mean([r["seam_ratio"] > 2.0 for r in rows])),
+        "motion": {name: motion_alone(p, motion) for name, p in profiles.items()},
+        "vs_artist": versus_artist_summary(vs_real, motion),
         "rows": rows,
     }
 
 
+def _versus_artist(frames: np.ndarray, fps: float, cond: int, s: Sticker) -> dict:
+    """The three motion criteria's raw values of one result against the sticker's artist animation."""
+    from ..data.animation import read_animation
+
+    anim = read_animation(s.real)
+    real_cond = nearest_frame(anim.frames, s.rgba)
+    return {"sticker": s.name, **compare(clip_profile(frames, fps, cond),
+                                         reference_profile(anim.frames, anim.fps, real_cond))}
+
+
+def motion_alone(profiles: list, motion: dict | None) -> dict:
+    """Motion figures with no reference clip (auto.py's records and summary, one place), beside the
+    artist clips' own figures from the motion calibration."""
+    from .auto import motion_alone_record, motion_alone_summary
+
+    artist = (motion or {}).get("artist", {})
+    return motion_alone_summary([motion_alone_record(p, artist) for p in profiles], artist)
+
+
+def versus_artist_summary(rows: list[dict], motion: dict | None) -> dict:
+    """Medians of the three criteria and their pass rates (all three together too) over the results."""
+    from .motionref import MOTION_CRITERIA
+
+    if not rows:
+        return {"n": 0}
+    bands = (motion or {}).get("criteria", {})
+    out: dict = {"n": len(rows), "rows": rows}
+    for name in MOTION_CRITERIA:
+        v = np.array([np.nan if r[name] is None else r[name] for r in rows], float)
+        out[f"{name}_median"] = float(np.nanmedian(v)) if np.isfinite(v).any() else None
+        if name in bands:
+            out[f"{name}_pass"] = float(np.mean([bands[name].passes(r[name]) for r in rows]))
+    if bands:
+        out["all_three_pass"] = float(np.mean([all(bands[n].passes(r[n]) for n in MOTION_CRITERIA) for r in rows]))
+    return out
+
+
 def summary_markdown(results: dict[str, dict]) -> str:
+    def f(x, fmt=".2f"):
+        return "-" if x is None else format(x, fmt)
+
     lines = ["| style | stickers | detail (median) | detail < 0.7 | detail vs input at full size | drawn at (median) | "
-             "cond PSNR dB | agreement (chance) | sensitivity | looping pass | seam > 2x median |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "cond PSNR dB | agreement (chance) | paraphrases | sensitivity | looping pass | seam > 2x median |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for style, r in results.items():
         agree = "-" if r["agreement"] is None else f"{r['agreement']:.2f} ({r['chance']:.2f})"
         lines.append(f"| {style} | {r['stickers']} | {r['detail_median']:.2f} | {r['detail_below_0.7']:.2f} | "
                      f"{r['detail_vs_input_median']:.2f} | {r['room_scale_median']:.2f} | "
-                     f"{r['cond_psnr_median']:.1f} | {agree} | {r['sensitivity']:.2f} | {r['looping_pass']:.2f} | "
-                     f"{r['seam_over_2x']:.2f} |")
+                     f"{r['cond_psnr_median']:.1f} | {agree} | {f(r['paraphrase_agreement'])} | "
+                     f"{r['sensitivity']:.2f} | {r['looping_pass']:.2f} | {r['seam_over_2x']:.2f} |")
+    lines += ["", "Motion (sizes in alpha-box diagonals; the artist clips' own figures beside them; usual wording / "
+              "paraphrases):", "",
+              "| style | clips | size (median) | artist size | parts share | artist parts | hardly moves | "
+              "name only vs artist: size / where / parts (median) | all three pass |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for style, r in results.items():
+        u, p, v = r["motion"]["usual"], r["motion"]["paraphrase"], r["vs_artist"]
+        versus = "-" if not v.get("n") else (f"{f(v['motion_size_median'])} / {f(v['motion_where_median'])} / "
+                                             f"{f(v['motion_parts_median'])} (n={v['n']})")
+        lines.append(f"| {style} | {u['n']} + {p['n']} | {f(u['size_median'], '.4f')} / {f(p['size_median'], '.4f')} | "
+                     f"{f(u['artist_size_median'], '.4f')} | {f(u['parts_median'])} / {f(p['parts_median'])} | "
+                     f"{f(u['artist_parts_median'])} | {f(u['hardly_moves'])} / {f(p['hardly_moves'])} | {versus} | "
+                     f"{f(v.get('all_three_pass'))} |")
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import typer
 from tqdm import tqdm
 
 from ..errors import UserError, one_line_errors
+from ..sampling.options import settings_options
 
 app = typer.Typer(
     help="Evaluate animated stickers: automatic measures and human evaluation.", no_args_is_help=True
@@ -58,7 +60,8 @@ def auto(
     assets: str | None = typer.Option(
         None, help="With --model: glob of real animated WebPs (default: Fluent)."
     ),
-    real: Path | None = typer.Option(None, help="Folder of real animations named by stem, for motion stats."),
+    real: Path | None = typer.Option(None, help="Folder of the artist's animations named by stem: adds the motion "
+                                                "criteria (size, where, parts against the artist's clip)."),
     report: Path | None = typer.Option(None, help="Where to write per_sticker.jsonl + summary.{json,md}."),
     thresholds: Path | None = typer.Option(None, help="Thresholds JSON (default: the calibrated one)."),
     batch_size: int = typer.Option(4, min=1, help="With --model: stickers per sampling call."),
@@ -78,15 +81,14 @@ def auto(
             )
         if split not in ("heldout", "train", "all"):
             raise UserError(f"--split '{split}': expected heldout, train or all")
-        from .generate import generate_for_clips, real_clips
-        from .generate import real_frames as clip_frames
+        from .samples import animate_clips, real_animations, real_clips
 
         report = report or Path(f"eval-auto-{model.name or 'model'}-{split}")
         clips = real_clips(
             split, limit, size=_model_resolution(model), pattern=assets, progress=_bar("clips")
         )
-        inputs, outputs = generate_for_clips(model, clips, report, batch_size, progress=_bar("generate"))
-        real_frames = clip_frames(clips)
+        inputs, outputs = animate_clips(model, clips, report, batch_size, progress=_bar("generate"))
+        real_frames = real_animations(clips, assets)
     elif inputs is None or outputs is None:
         raise UserError("give --inputs DIR and --outputs DIR (or --model DIR to generate first)")
     elif real is not None:
@@ -106,23 +108,20 @@ def auto(
         print(f"wrote {paths['jsonl']}, {paths['json']}, {paths['md']}", file=sys.stderr)
 
 
+AXES_SETTINGS = ("steps", "text_guidance", "image_guidance", "num_frames", "prompt_motion", "room")
+SHEET_SETTINGS = ("num_frames", "room")
+
+
 @app.command()
 @one_line_errors
+@settings_options(only=AXES_SETTINGS)
 def axes(
     model: Path = typer.Option(None, help="Model folder (default: the bundled weights/tiny)."),
     style: list[str] = typer.Option(["heldout"], help="heldout, fluent-high-contrast, twemoji, noto (repeatable)."),
     n: int = typer.Option(10, min=1, help="Stickers per style (4 motion prompts each, plus a second seed)."),
     size: int = typer.Option(256, min=64, max=512, help="Sticker size (long side, px)."),
-    steps: int | None = typer.Option(None, min=1, help="Sampling steps (default: the model's)."),
-    text_guidance: float | None = typer.Option(None, help="sigma_T (default: the model's)."),
-    image_guidance: float | None = typer.Option(None, help="sigma_I (default: the model's)."),
-    frames: int | None = typer.Option(None, min=2, max=32, help="Frames per loop (default: the model's)."),
-    prompt_motion: bool | None = typer.Option(None, "--prompt-motion/--model-motion-only",
-                                              help="The prompt's global motion applied exactly (default: the "
-                                                   "model's setting), or the model's motion alone."),
-    room: bool | None = typer.Option(None, "--room/--no-room", help="Draw a sticker that fills its canvas "
-                                     "smaller for the prompt's motion (default: the model's setting)."),
     report: Path | None = typer.Option(None, help="Write axes.json + axes.md here."),
+    settings: dict | None = None,
 ) -> None:
     """Detail, relevance and looping on held-out and unseen-style stickers (what a user sees first)."""
     import dataclasses
@@ -130,26 +129,26 @@ def axes(
 
     from ..atomic import atomic_write_text
     from ..data.sources import default_cache
-    from ..sampling.params import with_overrides
+    from ..sampling.params import from_flags
     from ..sampling.pipeline import AnimatePipeline, clip_layout
-    from ..sampling.promptmotion import makes_room
+    from ..sampling.prompt_motion import draws_smaller
     from .axes import STYLES, evaluate_style, load_stickers, summary_markdown
-    from .thresholds import load_thresholds
+    from .thresholds import load_motion_section, load_thresholds
 
     bad = [s for s in style if s not in STYLES]
     if bad:
         raise UserError(f"--style '{bad[0]}': expected one of {', '.join(STYLES)}")
     pipe = AnimatePipeline.from_dir(model)
-    params = with_overrides(pipe.model.sampling, steps=steps, text_guidance=text_guidance,
-                            image_guidance=image_guidance, num_frames=frames, prompt_motion=prompt_motion, room=room)
+    params = from_flags(pipe.model.sampling, settings or {})
     t, cond = clip_layout(pipe.model.cfg, params)
     animate = _animator(pipe, params)
     th = load_thresholds()
+    motion = load_motion_section()
     results = {}
     for s in style:
         stickers = load_stickers(s, n, default_cache(), size)
         results[s] = evaluate_style(animate, stickers, cond, 8.0 * t / 8, th, progress=_bar(f"axes {s}"),
-                                    room=params.prompt_motion and makes_room(params))
+                                    room=params.prompt_motion and draws_smaller(params), motion=motion)
     text = summary_markdown(results)
     print(text)
     if report:
@@ -161,20 +160,19 @@ def axes(
 
 @app.command()
 @one_line_errors
+@settings_options(only=SHEET_SETTINGS)
 def sheet(
     image: Path = typer.Argument(..., help="The sticker (PNG/WebP with transparency)."),
     prompt: list[str] = typer.Option(..., "--prompt", help="One row per prompt (repeatable)."),
     out: Path = typer.Option(..., help="The contact sheet (.png); the animated grid goes beside it (.webp)."),
     model: Path = typer.Option(None, help="Model folder (default: the bundled weights/tiny)."),
-    frames: int | None = typer.Option(None, min=2, max=32, help="Frames per loop (default: the model's)."),
-    room: bool | None = typer.Option(None, "--room/--no-room", help="Draw a sticker that fills its canvas "
-                                     "smaller for the prompt's motion (default: the model's setting)."),
     tile: int = typer.Option(96, min=32, max=512, help="Frame size on the sheet (px)."),
+    settings: dict | None = None,
 ) -> None:
     """One sticker under several prompts: a contact sheet labelled with the motion measured in each row."""
     import numpy as np
 
-    from ..sampling.params import with_overrides
+    from ..sampling.params import from_flags
     from ..sampling.pipeline import AnimatePipeline, clip_layout
     from ..sampling.preprocess import load_image
     from .sheet import prompt_sheet
@@ -183,7 +181,7 @@ def sheet(
         raise UserError(f"--out '{out}': expected a .png file")
     still = load_image(image)
     pipe = AnimatePipeline.from_dir(model)
-    params = with_overrides(pipe.model.sampling, num_frames=frames, room=room)
+    params = from_flags(pipe.model.sampling, settings or {})
     t, cond = clip_layout(pipe.model.cfg, params)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = prompt_sheet(_animator(pipe, params), np.asarray(still.convert("RGBA")), prompt, out, cond,
@@ -238,7 +236,7 @@ def _model_resolution(model: Path) -> int:
 
 
 def _read_real_folder(folder: Path) -> dict:
-    """stem -> frames for every readable animation in `folder`."""
+    """stem -> Animation (frames + frame rate) for every readable animation in `folder`."""
     from ..data.animation import read_animation
     from .auto import OUTPUT_SUFFIXES
 
@@ -247,7 +245,7 @@ def _read_real_folder(folder: Path) -> dict:
     out = {}
     for p in sorted(folder.iterdir()):
         if p.suffix.lower() in OUTPUT_SUFFIXES and p.stem not in out:
-            out[p.stem] = read_animation(p).frames
+            out[p.stem] = read_animation(p)
     return out
 
 
@@ -263,7 +261,6 @@ def calibrate(
     install: bool = typer.Option(False, help="Also make these the package's default thresholds."),
 ) -> None:
     """Run every measure on real held-out clips and broken versions; fit and report thresholds."""
-    from ..atomic import atomic_write_text
     from .calibrate import run_calibration
     from .realclips import default_fluent_glob, fluent_files
     from .thresholds import THRESHOLDS_FILE
@@ -279,5 +276,70 @@ def calibrate(
         raise UserError(f"'{assets or default_fluent_glob()}': {e}") from None
     print(result["markdown"])
     if install:
-        atomic_write_text(THRESHOLDS_FILE, (out / "thresholds.json").read_text())
+        _install_thresholds(THRESHOLDS_FILE, json.loads((out / "thresholds.json").read_text()))
         print(f"installed thresholds into {THRESHOLDS_FILE}", file=sys.stderr)
+
+
+def _install_thresholds(path: Path, update: dict) -> None:
+    """Replace the parts of the package's thresholds.json that `update` holds (the ten criteria's
+    "meta"/"criteria", or the "motion" section), keeping the rest."""
+    from ..atomic import atomic_write_text
+    from .report import dumps
+
+    current = json.loads(path.read_text()) if path.is_file() else {}
+    atomic_write_text(path, dumps(current | update) + "\n")
+
+
+def _kinds_sheets(files: list[Path], stems: list[str], out: Path) -> None:
+    """kinds-STEM.png for each asked-for emoji (another emoji's motion: the next file's)."""
+    from .motion_calibrate import kinds_sheet, load_window
+
+    by_stem = {p.stem: i for i, p in enumerate(files)}
+    out.mkdir(parents=True, exist_ok=True)
+    for stem in stems:
+        if stem not in by_stem:
+            raise UserError(f"--sheet '{stem}': not a held-out Fluent animation (expected a file stem such as 1f44b)")
+        i = by_stem[stem]
+        w = load_window(files[i])
+        other = next((o for o in (load_window(p) for p in files[i + 1:] + files[:i]) if o is not None), None)
+        if w is None or other is None:
+            raise UserError(f"--sheet '{stem}': a still, not an animation")
+        kinds_sheet(w, other, out / f"kinds-{stem}.png")
+        print(f"wrote {out / f'kinds-{stem}.png'}", file=sys.stderr)
+
+
+@app.command("calibrate-motion")
+@one_line_errors
+def calibrate_motion(
+    out: Path = typer.Option(Path("eval-calibration"), help="Folder for motion-calibration.{md,json}."),
+    limit: int | None = typer.Option(None, min=4, help="At most this many animated clips."),
+    assets: str | None = typer.Option(None, help="Glob of Fluent animated WebPs (default: the npm cache)."),
+    check_train: bool = typer.Option(False, help="Fit the bands on the training split's emoji (hundreds, not "
+                                                  "30) and check them on every held-out one (a few minutes more)."),
+    sheet: list[str] = typer.Option([], help="Also draw the kinds of this held-out emoji (file stem, e.g. "
+                                             "1f44b) as a contact sheet OUT/kinds-STEM.png (repeatable)."),
+    install: bool = typer.Option(False, help="Also make these the package's motion thresholds (and the "
+                                              "report beside them, MOTION_CALIBRATION.md)."),
+) -> None:
+    """Fit the motion criteria (size, where, parts vs the artist's clip) on half the held-out Fluent emoji,
+    check them on the other half against broken copies (small, bulk, frozen, swapped)."""
+    from ..atomic import atomic_write_text
+    from .motion_calibrate import run_motion_calibration
+    from .realclips import default_fluent_glob, fluent_files
+    from .thresholds import THRESHOLDS_FILE
+
+    files = fluent_files(assets or default_fluent_glob(), split="heldout")
+    if not files:
+        raise UserError(f"no held-out Fluent WebPs match '{assets or default_fluent_glob()}'")
+    try:
+        train = fluent_files(assets or default_fluent_glob(), split="train") if check_train else None
+        result = run_motion_calibration(out, files, limit=limit, progress=_bar("calibrate-motion"),
+                                        train_files=train)
+    except ValueError as e:
+        raise UserError(f"'{assets or default_fluent_glob()}': {e}") from None
+    print(result["markdown"])
+    _kinds_sheets(files, sheet, out)
+    if install:
+        _install_thresholds(THRESHOLDS_FILE, {"motion": result["section"]})
+        atomic_write_text(THRESHOLDS_FILE.with_name("MOTION_CALIBRATION.md"), result["markdown"] + "\n")
+        print(f"installed motion thresholds into {THRESHOLDS_FILE}", file=sys.stderr)

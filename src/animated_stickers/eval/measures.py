@@ -16,6 +16,7 @@ from functools import cached_property
 import cv2
 import numpy as np
 
+from ..config import cond_index
 from ..flow import frame_flow, warp_along
 from ..rgba import fit_premultiplied, premultiply, resize_premultiplied
 from .imageops import (
@@ -80,8 +81,8 @@ class Clip:
 
 
 def default_cond_frame(num_frames: int) -> int:
-    """The conditioning frame: index 3 of 8 (paper 3.1.2), the same relative position otherwise."""
-    return min(num_frames - 1, (3 * num_frames) // 8)
+    """The conditioning frame the sampler uses by default: config.cond_index (3 of 8, 7 of 16)."""
+    return cond_index(num_frames)
 
 
 def make_clip(

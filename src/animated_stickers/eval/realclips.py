@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import cond_index
 from ..data.animation import read_animation
 from ..data.captions import CaptionError, caption_for
 from ..data.clips import clip_indices, frame_spacing
@@ -30,9 +31,10 @@ def default_fluent_glob() -> str:
 
 
 def prompt_for(stem: str) -> str:
-    """The caption of an emoji stem (data.captions), the stem itself when it is not a known emoji."""
+    """The emoji's name alone (its CLDR label), the stem itself when it is not a known emoji: a result
+    judged against the artist's clip must not be told anything measured from that clip."""
     try:
-        return caption_for(stem).text
+        return caption_for(stem).label
     except CaptionError:
         return stem
 
@@ -62,9 +64,11 @@ class RealClip:
 
 
 def load_real_clip(
-    path: Path, size: int = 128, length: int = 8, fps: float = 8.0, cond: int = 3
+    path: Path, size: int = 128, length: int = 8, fps: float = 8.0, cond: int | None = None
 ) -> RealClip | None:
-    """Read a Fluent animation and cut its clips; None for stills or too-short files."""
+    """Read a Fluent animation and cut its clips (conditioning frame `cond`, default config.cond_index: 3 of
+    8); None for stills or too-short files."""
+    cond = cond_index(length) if cond is None else cond
     anim = read_animation(path)
     n = anim.num_frames
     if n < length:

@@ -1,9 +1,12 @@
-"""Relevance of the motion to the prompt (issue 12): does the clip do what the prompt says?
+"""Relevance of the motion to the prompt: does the clip do what the prompt asked for?
 
-`prompt_motion_agreement`: how often the measured dominant motion of a clip (data/motionwords.py) is
-the motion word its prompt names, with the chance level (one over the number of distinct words asked
-for). `prompt_sensitivity`: how far apart two prompts' outputs are (same sticker, same seed) relative
-to two seeds of one prompt; 1 means the prompt does nothing.
+The intended motion is a **label** that each evaluation prompt carries in its own file
+(motion_prompts.json, paraphrase_prompts.json, a prompts.json entry's "motion"), never read off the
+prompt: a measure that parsed the prompt with the sampler's own word table would grade the table
+against itself. `motion_agreement`: how often the measured dominant motion of a clip (motion/words.py
+measures frames) is the labelled one, with the chance level (one over the number of distinct labels).
+`prompt_sensitivity`: how far apart two prompts' outputs are (same sticker, same seed) relative to two
+seeds of one prompt; 1 means the prompt does nothing.
 """
 
 from __future__ import annotations
@@ -13,22 +16,21 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..data.motionwords import describe_motion, dominant_motion, prompt_motion
+from ..motion.words import describe_motion, dominant_motion
 
-Item = tuple[str, np.ndarray, float, int]  # (prompt, frames (T, H, W, 4) uint8 straight RGBA, fps, cond)
+Item = tuple[str | None, np.ndarray, float, int]  # (label, frames (T, H, W, 4) uint8 straight RGBA, fps, cond)
 
 
-def prompt_motion_agreement(items: Sequence[Item]) -> dict:
-    """Agreement of measured dominant motion and prompted motion over the prompts that name one.
+def motion_agreement(items: Sequence[Item]) -> dict:
+    """Agreement of measured dominant motion and the labelled motion over the items that carry a label.
 
-    Returns {n, agreement, chance, per_word: {word: {n, agree, measured: {word: count}}}}; agreement and
-    chance are None when no prompt names a motion."""
+    Returns {n, agreement, chance, per_word: {label: {n, agree, measured: {word: count}}}}; agreement and
+    chance are None when no item carries a label."""
     records = []
-    for prompt, frames, fps, cond in items:
-        want = prompt_motion(prompt)
-        if want is not None:
+    for label, frames, fps, cond in items:
+        if label:
             got = dominant_motion(describe_motion(np.asarray(frames), fps, cond))
-            records.append({"prompted": want, "measured": got})
+            records.append({"prompted": label, "measured": got})
     return relevance_summary(records)
 
 
@@ -59,16 +61,15 @@ def prompt_sensitivity(clips_a: Sequence[np.ndarray], clips_b: Sequence[np.ndarr
 CLIP_FPS = 8.0  # generated clips: 8 frames at 8 fps (paper 3.1); only the speed adverbs depend on it
 
 
-def motion_relevance(frames: np.ndarray, cond: int, prompt: str | None, fps: float = CLIP_FPS) -> dict:
-    """{'motion': {prompted, measured, words}} for a clip whose prompt names a motion, else {} (the
+def motion_relevance(frames: np.ndarray, cond: int, label: str | None, fps: float = CLIP_FPS) -> dict:
+    """{'motion': {prompted, measured, words}} for a clip whose prompt carries a motion label, else {} (the
     per-sticker record `stickers eval auto` keeps next to the calibrated criteria)."""
-    want = prompt_motion(prompt or "")
-    if want is None:
+    if not label:
         return {}
-    from ..data.motionwords import motion_words
+    from ..motion.words import motion_words
 
     words = motion_words(describe_motion(np.asarray(frames), fps, cond))
-    return {"motion": {"prompted": want, "measured": words[0], "words": words}}
+    return {"motion": {"prompted": label, "measured": words[0], "words": words}}
 
 
 def relevance_summary(records: Sequence[dict]) -> dict:

@@ -70,9 +70,27 @@ def summary_markdown(summary: dict) -> str:
     if d.get("n"):  # eval/detail.py: fine detail kept vs the input (real clips: 1.0-1.18)
         rows += ["", f"Detail ratio (output vs input): median {_fmt(d['median'])}, q10 {_fmt(d['q10'])}, "
                  f"q90 {_fmt(d['q90'])} over {d['n']} stickers."]
+    mv = summary.get("motion_vs_real")
+    if mv:  # motionref.py: the result's motion against the artist's own clip of the sticker
+        rows += ["", f"## Motion against the artist's clip ({mv['all_motion']['n']} stickers with one)", "",
+                 "| Criterion | Passed | Pass rate | Passes inside | Median raw |", "|---|---:|---:|---|---:|"]
+        for name in ("motion_size", "motion_where", "motion_parts"):
+            c = mv[name]
+            low, high = c["threshold"]
+            band = f">= {_fmt(low)}" + ("" if high is None else f" and <= {_fmt(high)}")
+            rows.append(f"| {name} | {c['passed']}/{c['n']} | {c['pass_rate']:.3f} | {band} | "
+                        f"{_fmt(c['median_value'])} |")
+        a = mv["all_motion"]
+        rows.append(f"| **all three + existence** | {a['passed']}/{a['n']} | {a['pass_rate']:.3f} | | |")
+    ma = summary.get("motion_alone") or {}
+    if ma.get("n"):  # motion with no reference clip, beside the artist clips' own figures
+        rows += ["", f"Motion alone: median size {_fmt(ma['size_median'])} of the alpha box diagonal (artist clips: "
+                 f"{_fmt(ma['artist_size_median'])}), parts share {_fmt(ma['parts_median'])} (artist clips: "
+                 f"{_fmt(ma['artist_parts_median'])}); hardly moving (below {_fmt(ma['hardly_moves_below'])}): "
+                 f"{_fmt(ma['hardly_moves'])} of {ma['n']} stickers."]
     rel = summary.get("relevance") or {}
-    if rel.get("n"):  # eval/relevance.py: measured dominant motion vs the motion the prompt names
-        rows += ["", f"Prompt-motion agreement: {rel['agreement']:.3f} over {rel['n']} prompts naming a motion "
+    if rel.get("n"):  # eval/relevance.py: measured dominant motion vs the motion label of the prompt
+        rows += ["", f"Motion-label agreement: {rel['agreement']:.3f} over {rel['n']} prompts labelled with a motion "
                  f"(chance {rel['chance']:.3f}); per word: " + ", ".join(
                      f"{w} {r['agree']}/{r['n']}" for w, r in sorted(rel["per_word"].items())) + "."]
     vs = summary.get("vs_real")

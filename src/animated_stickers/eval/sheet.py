@@ -1,7 +1,7 @@
 """One sticker under several prompts as a labelled contact sheet (issue 12: the model card's relevance picture).
 
 Each row is one prompt's clip (8 frames left to right, on a checkerboard so transparency shows), labelled
-with the prompt and the motion the estimator measures in it (data/motionwords.py), so the picture and the
+with the prompt and the motion the estimator measures in it (motion/words.py), so the picture and the
 agreement figure say the same thing. Also writes the rows as one animated grid (WebP).
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.motionwords import describe_motion, dominant_motion
 from ..data.preview import animated_grid, contact_sheet, over_checkerboard
+from ..motion.words import describe_motion, dominant_motion
 from ..rgba import fit_pad_frames
 
 

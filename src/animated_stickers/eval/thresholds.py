@@ -34,6 +34,47 @@ class Threshold:
         return value >= self.threshold if self.higher_is_better else value <= self.threshold
 
 
+@dataclass(frozen=True)
+class Band:
+    """Pass when low <= value (<= high, when there is a high end): the motion criteria (motionref.py),
+    whose thresholds sit in thresholds.json's "motion" section (motion_calibrate.py)."""
+
+    low: float
+    high: float | None = None
+    source: str = ""
+
+    def passes(self, value: float | None) -> bool:
+        """None and NaN fail."""
+        if value is None or math.isnan(value):
+            return False
+        return value >= self.low and (self.high is None or value <= self.high)
+
+    def to_json(self) -> dict:
+        return {"low": self.low, "high": self.high, "source": self.source}
+
+
+def load_motion_section(path: str | Path | None = None) -> dict:
+    """thresholds.json's "motion" section: {"criteria": {name: Band}, "artist": {...}, "meta": {...}}."""
+    from .motionref import MOTION_CRITERIA
+
+    path = Path(path) if path else THRESHOLDS_FILE
+    try:
+        section = json.loads(path.read_text()).get("motion")
+    except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+        section = None
+    if not isinstance(section, dict) or not isinstance(section.get("criteria"), dict):
+        raise UserError(f"'{path}': no motion thresholds (run `stickers eval calibrate-motion --install`)")
+    bands = {}
+    for name in MOTION_CRITERIA:
+        entry = section["criteria"].get(name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("low"), (int, float)) or \
+                not isinstance(entry.get("high", None), (int, float, type(None))):
+            raise UserError(f"'{path}': motion criterion '{name}' needs a numeric 'low' (and 'high' or null)")
+        bands[name] = Band(float(entry["low"]), None if entry.get("high") is None else float(entry["high"]),
+                           str(entry.get("source", "")))
+    return {"criteria": bands, "artist": section.get("artist", {}), "meta": section.get("meta", {})}
+
+
 def load_thresholds(path: str | Path | None = None) -> dict[str, Threshold]:
     """Thresholds per criterion from `path` (default: the calibrated package file)."""
     path = Path(path) if path else THRESHOLDS_FILE

@@ -41,8 +41,9 @@ def export_command(
                                              "cross-fade; hold: none).")] = "flow",
     pingpong: Annotated[bool, typer.Option("--pingpong", help="Play forwards then backwards. NOT a real loop: the "
                                            "motion reverses at both ends; only for clips that do not loop.")] = False,
-    cond_frame: Annotated[int | None, typer.Option(help="Conditioning frame index (0 to frames - 1; default 3, or "
-                                                        "the last frame of shorter inputs): the still for static "
+    cond_frame: Annotated[int | None, typer.Option(help="Conditioning frame index (0 to frames - 1; default the "
+                                                        "middle frame, 3 of 8 or 7 of 16, as `stickers animate` "
+                                                        "conditions): the still for static "
                                                         "presets; shown first where a preset asks for it "
                                                         "(WhatsApp).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the export report as JSON.")] = False,
@@ -68,7 +69,7 @@ def export_command(
     console = Console(stderr=True)
     with console.status(f"exporting {src.name} for {target.name}") as status:
         report = export_preset(seq, rate, target, out, retime_mode=retime_mode, pingpong=pingpong,
-                               cond_frame=3 if cond_frame is None else cond_frame,
+                               cond_frame=cond_frame,
                                progress=lambda msg: status.update(f"encoding {msg}"))
     print(json.dumps(report.to_dict()) if as_json else report.summary())
 

@@ -53,6 +53,20 @@ def format_of(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
+# Formats that play slower than retime.MAX_FPS: browsers slow GIF delays under 20 ms down.
+MAX_FPS_BY_FORMAT = {"gif": 50.0}
+
+
+def check_format_fps(fmt: str, fps: float) -> float:
+    """`fps` (checked by retime.check_fps) unless format `fmt` (a FORMATS value) cannot play it."""
+    fps = check_fps(fps)
+    limit = MAX_FPS_BY_FORMAT.get(fmt)
+    if limit is not None and fps > limit:
+        raise UserError(f"fps={fps:g}: {fmt.upper()} plays at most {limit:g} fps (delays under 20 ms are slowed "
+                        "down by browsers)")
+    return fps
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
     """atomic.atomic_path for a user's output file: its folder made if missing (checks.py), OS errors
@@ -105,8 +119,7 @@ def _write_apng(frames: list[Image.Image], fp: Path, fps: float, lossless: bool,
 
 def _write_gif(frames: list[Image.Image], fp: Path, fps: float, lossless: bool, opts: dict) -> None:
     # GIF delays are centiseconds, and browsers slow delays under 20 ms down to 100 ms.
-    if fps > 50:
-        raise UserError(f"fps={fps:g}: GIF plays at most 50 fps (delays under 20 ms are slowed down by browsers)")
+    check_format_fps("gif", fps)
     save_gif(frames, fp, durations_ms(len(frames), fps, unit_ms=10), **dict(opts))
 
 

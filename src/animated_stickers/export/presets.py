@@ -34,6 +34,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..checks import prepare_output_file
+from ..config import cond_index
 from ..data.animation import read_animation
 from ..errors import UserError
 from .formats import atomic_output, format_of, repeat_counts, write_animation
@@ -192,8 +193,8 @@ def _check_file(path: Path, preset: Preset, frames: int, fps: float) -> dict:
 
 
 def _prepare(frames: list[Image.Image], preset: Preset, cond_frame: int | None) -> list[Image.Image]:
-    """Still or rotated loop, fitted to the preset canvas."""
-    cond = min(cond_frame, len(frames) - 1) if cond_frame is not None else 0
+    """Still or rotated loop, fitted to the preset canvas; the conditioning frame defaults to config.cond_index."""
+    cond = min(cond_frame, len(frames) - 1) if cond_frame is not None else cond_index(len(frames))
     if not preset.animated:
         frames = [frames[cond]]
     elif preset.poster_first and cond:
@@ -202,7 +203,7 @@ def _prepare(frames: list[Image.Image], preset: Preset, cond_frame: int | None) 
 
 
 def export_preset(frames: Sequence[Image.Image], fps: float, preset: str | Preset, out: str | Path,
-                  retime_mode: str = "flow", pingpong: bool = False, cond_frame: int | None = 3,
+                  retime_mode: str = "flow", pingpong: bool = False, cond_frame: int | None = None,
                   progress: Callable[[str], None] | None = None) -> ExportReport:
     """Export a loop of RGBA `frames` shown at `fps` for `preset` to `out`; checked, atomic, within budget."""
     preset = get_preset(preset)

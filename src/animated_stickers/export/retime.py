@@ -3,7 +3,7 @@
 A sticker loop of n frames at `src_fps` lasts n / src_fps seconds; retiming keeps that length and
 changes only how many frames fill it. In-between frames for the pair (n-1, 0) are made like any
 other, so the loop stays seamless. Modes:
-- "flow" (default): motion-compensated interpolation (flow.py): both neighbours are warped along a
+- "flow" (default): motion-compensated interpolation (inbetween.py): both neighbours are warped along a
   dense optical flow to the in-between time, then blended in premultiplied RGBA; falls back to the
   cross-fade where the flow is unreliable.
 - "blend": cross-fade of neighbours in premultiplied RGBA. Fine for small motion; larger motion
@@ -24,20 +24,29 @@ from PIL import Image
 
 from ..errors import UserError
 from ..rgba import premultiply_image, unpremultiply_image
-from .flow import inbetween, pair_flows
 from .imaging import check_frames
+from .inbetween import inbetween, pair_flows
 
 RETIME_MODES = ("flow", "blend", "hold")
 
 
+# Playback rates every writer can honour: GIF counts delays in 10 ms units (<= 100 fps; its writer allows
+# 50), APNG stores a frame's delay as ms / 1000 in 16 bits (<= 65 s), WebP in 24-bit ms.
+MIN_FPS, MAX_FPS = 0.1, 100.0
+
+
 def check_fps(fps: float, what: str = "fps") -> float:
-    """Return fps as a float if it is a positive finite number; else raise UserError."""
+    """Return fps as a float if it is a number within MIN_FPS..MAX_FPS; else raise UserError."""
     try:
         value = float(fps)
     except (TypeError, ValueError):
         raise UserError(f"{what}={fps!r}: expected a positive number of frames per second") from None
     if not np.isfinite(value) or value <= 0:
         raise UserError(f"{what}={fps!r}: expected a positive number of frames per second")
+    if value < MIN_FPS:
+        raise UserError(f"{what}={fps!r}: too slow: expected {MIN_FPS:g} to {MAX_FPS:g} frames per second")
+    if value > MAX_FPS:
+        raise UserError(f"{what}={fps!r}: too fast: expected {MIN_FPS:g} to {MAX_FPS:g} frames per second")
     return value
 
 

@@ -25,6 +25,7 @@ from typing import Annotated
 import typer
 
 from ..errors import one_line_errors
+from ..sampling.options import settings_options
 
 app = typer.Typer(help="Ensemble-of-teachers loop (paper 2.3): prompts, teachers, candidates, selection, student.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -44,7 +45,8 @@ def _bar(desc: str):
 @app.command()
 @one_line_errors
 def prompts(out: Annotated[Path, typer.Option(help="folder for prompts.json + one still per prompt")],
-            n: Annotated[int, typer.Option(help="number of prompts (spread over the three buckets)")] = 300,
+            n: Annotated[int, typer.Option(help="number of prompts (spread over the three buckets), 1 to 10,000")]
+            = 300,
             stills: Annotated[Path | None, typer.Option(help="folder of still stickers (default: Fluent 3D "
                                                              "stills of the data cache)")] = None,
             cache: Annotated[Path | None, typer.Option(help="data cache (default $STICKERS_CACHE)")] = None,
@@ -54,8 +56,10 @@ def prompts(out: Annotated[Path, typer.Option(help="folder for prompts.json + on
     """Write a prompt set in the three buckets (action, emotion, open-ended), one sticker per prompt."""
     from collections import Counter
 
+    from .inputs import MAX_PROMPTS, check_count
     from .prompts import still_paths, write_prompt_set
 
+    check_count(n, "--n", MAX_PROMPTS)  # before any still is looked for
     entries = write_prompt_set(out, still_paths(stills, cache, split), n, seed, size)
     typer.echo(f"wrote {len(entries)} prompts to {out / 'prompts.json'}: "
                f"{dict(Counter(e['bucket'] for e in entries))}, {len({e['sticker'] for e in entries})} stickers")
@@ -82,30 +86,37 @@ def teachers(out: Annotated[Path, typer.Option(help="folder for one training run
         typer.echo(f"{name}: {model or 'not finished (rerun to resume)'}  [{TEACHERS[name] or 'base recipe'}]")
 
 
-@app.command()
+@app.command("generate")
 @one_line_errors
-def generate(prompts: Annotated[Path, typer.Option(help="folder made by `stickers hitl prompts`")],
+@settings_options(only=("steps", "prompt_motion"))
+def generate_cmd(prompts: Annotated[Path, typer.Option(help="folder made by `stickers hitl prompts`")],
              out: Annotated[Path, typer.Option(help="candidates folder: <teacher>@<n>/<stem>.webp")],
              teachers: Annotated[Path | None, typer.Option(help="folder made by `stickers hitl teachers`")] = None,
              model: Annotated[list[str], typer.Option("--model", help="extra teacher NAME=MODEL_DIR (repeatable), "
                                                                       "e.g. last round's student")] = [],
-             per_prompt: Annotated[int, typer.Option(help="candidates per prompt, over all teachers")] = 6,
+             per_prompt: Annotated[int, typer.Option(help="candidates per prompt, over all teachers (1 to 32)")] = 6,
              seed: int = 0,
-             steps: Annotated[int | None, typer.Option(help="sampling steps (default: each model's own)")] = None,
              threads: Annotated[int, typer.Option(help="torch threads per process (0: torch's default)")] = 0,
-             prompt_motion: Annotated[bool | None, typer.Option(
-                 "--prompt-motion/--model-motion-only", help="candidates with the prompt's exact global motion "
-                 "(each model's default), or the model's own motion only: what a student can learn")] = None,
+             settings: dict | None = None,
              ) -> None:
     """Candidates from every teacher for every prompt; run under `accelerate launch` to split the work."""
-    import torch
-
-    from .generate import generate as run
+    from ..config import SamplingConfig
+    from ..cpu import check_threads
+    from ..sampling.params import from_flags
+    from .candidates import make_candidates
+    from .inputs import MAX_PER_PROMPT, check_count
     from .teachers import find_models
+
+    check_threads(threads)
+    check_count(per_prompt, "--per-prompt", MAX_PER_PROMPT)
+    from_flags(SamplingConfig(), settings or {})  # the sampling options' ranges, before any model loads
+    steps, prompt_motion = (settings or {}).get("steps"), (settings or {}).get("prompt_motion")
+    import torch
 
     if threads:
         torch.set_num_threads(threads)
-    s = run(prompts, find_models(teachers, model), out, per_prompt, seed, steps, prompt_motion=prompt_motion)
+    s = make_candidates(prompts, find_models(teachers, model), out, per_prompt, seed, steps,
+                        prompt_motion=prompt_motion)
     typer.echo(f"process {s['rank'] + 1}/{s['world']}: {s['made_now']} made, {s['skipped']} already there, "
                f"{s['jobs']} in its share")
 
@@ -120,9 +131,10 @@ def select_cmd(candidates: Candidates, job: Job, db: Db = "sqlite:///hitl.sqlite
                as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False) -> None:
     """Create the HITL job (people pick in `stickers eval human serve`), or let the automatic panel vote."""
     from ..eval.human.store import Store
+    from .inputs import check_sqlite
     from .select import import_candidates, job_summary, select_auto
 
-    store = Store(db)
+    store = Store(check_sqlite(db))
     if auto:
         summary = select_auto(store, job, candidates, progress=_bar("judge"))
     elif any(j["name"] == job for j in store.jobs()):
@@ -158,9 +170,10 @@ def finetune(candidates: Candidates, job: Job, out: Annotated[Path, typer.Option
     from ..eval.human.cli import _existing_db
     from ..eval.human.store import Store
     from .finetune import finetune as run
+    from .inputs import check_sqlite
     from .select import job_summary
 
-    summary = job_summary(Store(_existing_db(db)), job, candidates, min_votes)
+    summary = job_summary(Store(check_sqlite(_existing_db(db))), job, candidates, min_votes)
     info = run(summary["kept"], candidates, out, data, init, steps, max_steps, set_, banks)
     typer.echo(f"student on {info['kept']} kept candidates ({info['prepared']} prepared): "
                f"{info['model'] or 'not finished (rerun to resume)'}")
@@ -184,11 +197,12 @@ def report(candidates: Candidates, job: Job,
     from ..eval.human.cli import _existing_db
     from ..eval.human.store import Store
     from .finetune import STUDENT_FILE
+    from .inputs import check_sqlite, read_json_file
     from .report import evaluate_model, write_report
     from .select import job_summary
     from .teachers import find_models
 
-    selection = job_summary(Store(_existing_db(db)), job, candidates, min_votes)
+    selection = job_summary(Store(check_sqlite(_existing_db(db))), job, candidates, min_votes)
     models = find_models(teachers, model)
     student_name = None
     if student is not None:
@@ -196,7 +210,10 @@ def report(candidates: Candidates, job: Job,
         if not f.is_file():
             raise UserError(f"--student {student}: no {STUDENT_FILE}; run `stickers hitl finetune` to the end first")
         student_name = "student"
-        models[student_name] = Path(json.loads(f.read_text(encoding="utf-8"))["model"])
+        pointer = read_json_file(f, "the file written by `stickers hitl finetune`")
+        if not isinstance(pointer.get("model"), str):
+            raise UserError(f"'{f}': expected a 'model' folder, as written by `stickers hitl finetune`")
+        models[student_name] = Path(pointer["model"])
     work = work or out.parent / f"eval-{job}"
     evals = {name: evaluate_model(name, path, eval_prompts, work) for name, path in models.items()}
     path = write_report(out, round_no, candidates, selection, evals, student_name,

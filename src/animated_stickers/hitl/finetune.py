@@ -19,6 +19,7 @@ from pathlib import Path
 from ..atomic import atomic_path, atomic_write_text
 from ..errors import UserError
 from ..prompts_file import PROMPTS_FILE
+from .inputs import read_entries
 from .teachers import HITL_SOURCE, share_banks, student_recipe, train_recipe
 
 STUDENT_FILE = "student.json"
@@ -27,7 +28,7 @@ STUDENT_FILE = "student.json"
 def export_kept(kept: list[dict], candidates: Path, out: Path) -> int:
     """Copy kept candidates (rows of select.job_summary) into `out` with caption sidecars; returns the count.
     The folder is replaced as a whole, so it always matches the current kept set."""
-    entries = {Path(e["image"]).stem: e for e in json.loads((candidates / PROMPTS_FILE).read_text("utf-8"))}
+    entries = {Path(e["image"]).stem: e for e in read_entries(candidates / PROMPTS_FILE)}
     root = candidates.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out, folder=True) as tmp:

@@ -1,6 +1,6 @@
 """`stickers hitl prompts`: a prompt set in the paper's three buckets, each prompt paired with a still.
 
-Stills are held-out or training stickers (data/splits.py), never a test-set one (eval/unseen.py). The
+Stills are held-out or training stickers (data/splits.py), never a test-set one (data/unseen.py). The
 folder written is what `stickers animate --inputs` and the HITL importer read: one PNG per prompt
 (`p0001.png`, so stems are unique even when a sticker serves several prompts) and prompts.json, whose
 entries carry the bucket, motion word, subject and sticker name beside `image` and `prompt`.
@@ -12,13 +12,14 @@ import json
 import random
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..atomic import atomic_path, atomic_write_text
 from ..data.prompt_sets import prompt_set
 from ..data.splits import split_of
 from ..errors import UserError
 from ..prompts_file import PROMPTS_FILE
+from .inputs import MAX_PROMPTS, check_count, check_stills, load_still, read_entries
 
 STILL_SUFFIXES = (".png", ".webp", ".gif", ".apng")
 SPLITS = ("train", "heldout", "all")
@@ -26,7 +27,7 @@ SPLITS = ("train", "heldout", "all")
 
 def still_paths(stills: Path | None, cache: Path | None, split: str) -> list[Path]:
     """Stills of `split`: the files of `stills`, else the Fluent 3D stills of the data cache."""
-    from ..eval.unseen import TestOnlySourceError, assert_not_training_source
+    from ..data.unseen import TestOnlySourceError, assert_not_training_source
 
     if split not in SPLITS:
         raise UserError(f"--split {split}: expected one of {', '.join(SPLITS)}")
@@ -51,35 +52,28 @@ def still_paths(stills: Path | None, cache: Path | None, split: str) -> list[Pat
 
 
 def _still(path: Path, size: int) -> Image.Image:
-    """The sticker's first frame as RGBA, fitted into size x size (aspect kept)."""
-    try:
-        with Image.open(path) as im:
-            im.seek(0)
-            rgba = im.convert("RGBA")
-    except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"{path}: unreadable sticker image ({type(e).__name__})") from None
+    """The sticker's first frame as RGBA (decoded under the shared budgets), fitted into size x size."""
+    rgba = load_still(path, f"--stills {path.parent}")
     rgba.thumbnail((size, size), Image.Resampling.LANCZOS)
     return rgba
 
 
 def write_prompt_set(out: Path, paths: list[Path], n: int, seed: int = 0, size: int = 128) -> list[dict]:
     """`n` prompts over the three buckets, sticker i % len(paths) (shuffled by `seed`) for prompt i."""
-    if n < 1:
-        raise UserError(f"--n {n}: expected at least 1 prompt")
-    if size < 16:
-        raise UserError(f"--size {size}: expected at least 16 px")
+    check_count(n, "--n", MAX_PROMPTS)
+    if not 16 <= size <= 1024:
+        raise UserError(f"--size {size}: expected 16 to 1024 px")
     paths = list(paths)
     random.Random(seed).shuffle(paths)
     specs = prompt_set([p.stem for p in paths], n, seed)
+    used = [paths[i % len(paths)] for i in range(len(specs))]
+    stills = {src: _still(src, size) for src in dict.fromkeys(used)}  # every image read before any is written
     out.mkdir(parents=True, exist_ok=True)
-    entries, cache = [], {}
-    for i, spec in enumerate(specs):
-        src = paths[i % len(paths)]
-        if src not in cache:
-            cache[src] = _still(src, size)
+    entries = []
+    for i, (spec, src) in enumerate(zip(specs, used)):
         name = f"p{i + 1:04d}.png"
         with atomic_path(out / name) as tmp:
-            cache[src].save(tmp, format="PNG")
+            stills[src].save(tmp, format="PNG")
         entries.append({"image": name, "prompt": spec.prompt, "bucket": spec.bucket,
                         "motion_word": spec.motion_word, "subject": spec.subject, "sticker": src.stem,
                         "split": split_of(src.stem)})
@@ -88,9 +82,10 @@ def write_prompt_set(out: Path, paths: list[Path], n: int, seed: int = 0, size: 
     return entries
 
 
-def read_prompt_set(folder: Path) -> list[dict]:
-    """The entries of a prompts folder (checked by the one prompts.json parser), with their extra fields."""
-    from ..prompts_file import read_prompts_file
-
-    read_prompts_file(folder / PROMPTS_FILE, images_must_exist=True)
-    return json.loads((folder / PROMPTS_FILE).read_text(encoding="utf-8"))
+def read_prompt_set(folder: Path, check_images: bool = False) -> list[dict]:
+    """The entries of a prompts folder (checked by the one prompts.json parser: paths inside the folder,
+    prompts, counts), with their extra fields; with `check_images` every image is decoded once too."""
+    entries = read_entries(folder / PROMPTS_FILE, images_must_exist=True)
+    if check_images:
+        check_stills(folder, entries)
+    return entries

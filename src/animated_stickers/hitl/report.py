@@ -15,7 +15,8 @@ from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..prompts_file import PROMPTS_FILE
-from .generate import LOG_DIR, generate, read_manifest, teacher_of
+from .candidates import LOG_DIR, make_candidates, read_manifest, teacher_of
+from .inputs import read_entries
 from .teachers import TEACHERS
 
 MIN_GAIN = 0.05  # the issue's bar: the student beats its best teacher by this much on the all-nine rate
@@ -29,7 +30,7 @@ def evaluate_model(name: str, model: Path, eval_prompts: Path, work: Path, progr
 
     cached = work / name / "eval" / "summary.json"
     if not cached.is_file():
-        generate(eval_prompts, {name: model}, work / name, per_prompt=1, seed=0, progress=progress)
+        make_candidates(eval_prompts, {name: model}, work / name, per_prompt=1, seed=0, progress=progress)
         th = load_thresholds()
         results = judge_folder(eval_prompts, work / name / f"{name}@0", th)
         write_results(work / name / "eval", [r.to_json() for r in results], summarise(results, th))
@@ -123,6 +124,6 @@ def write_report(path: Path, round_no: int, candidates: Path, selection: dict, e
                  student: str | None, notes: str = "") -> Path:
     """Write hitl-round-N.md atomically."""
     manifest = read_manifest(candidates)
-    prompts = json.loads((candidates / PROMPTS_FILE).read_text(encoding="utf-8"))
+    prompts = read_entries(candidates / PROMPTS_FILE)
     text = render(round_no, prompts, manifest, selection, evals, student, candidate_seconds(candidates), notes)
     return atomic_write_text(path, text)

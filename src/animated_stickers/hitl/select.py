@@ -28,8 +28,9 @@ from ..eval.human.store import (
     Conflict,
     Store,
 )
-from ..prompts_file import PROMPTS_FILE
-from .generate import read_manifest, teacher_of
+from ..prompts_file import PROMPTS_FILE, read_prompts_file
+from .candidates import read_manifest, teacher_of
+from .inputs import load_still, read_entries
 from .raters import RATERS, Rater, agreement
 
 JUDGMENTS_FILE = "auto-judgments.jsonl"
@@ -73,7 +74,13 @@ def judge_candidates(candidates: Path, progress: Callable[[Iterable], Iterable] 
 
     manifest = read_manifest(candidates)
     prompts_dir = Path(manifest["prompts"])
-    entries = {Path(e["image"]).stem: e for e in json.loads((candidates / PROMPTS_FILE).read_text("utf-8"))}
+    entries = {e.stem: e for e in read_prompts_file(candidates / PROMPTS_FILE)}  # paths and prompts checked
+    for job in manifest["jobs"]:
+        if job["stem"] not in entries:
+            raise UserError(f"'{candidates / 'manifest.json'}': candidate '{job['file']}' has no entry in "
+                            f"'{candidates / PROMPTS_FILE}': expected the folder written by `stickers hitl generate`")
+    for e in entries.values():  # every still is decoded once, before any candidate is judged
+        load_still(prompts_dir / e.name, f"'{candidates / PROMPTS_FILE}' image '{e.name}'")
     cache_file = candidates / JUDGMENTS_FILE
     done: dict[str, dict] = {}
     if cache_file.is_file():
@@ -89,8 +96,7 @@ def judge_candidates(candidates: Path, progress: Callable[[Iterable], Iterable] 
         for job in progress(todo):
             e = entries[job["stem"]]
             frames = read_animation(candidates / job["file"]).frames
-            res = judge_one(job["stem"], np.asarray(frames), read_image(prompts_dir / e["image"]), th,
-                            prompt=e["prompt"])
+            res = judge_one(job["stem"], np.asarray(frames), read_image(prompts_dir / e.name), th, prompt=e.prompt)
             row = {"file": job["file"], "criteria": {k: {"value": v["value"], "pass": v["pass"]}
                                                      for k, v in res.criteria.items()},
                    "passed_all": res.passed_all, "motion": res.extra.get("motion"),
@@ -155,7 +161,7 @@ def job_summary(store: Store, job: str, candidates: Path | None = None, min_vote
     buckets = {}
     if candidates is not None and (candidates / PROMPTS_FILE).is_file():
         buckets = {Path(e["image"]).stem: e.get("bucket", "?")
-                   for e in json.loads((candidates / PROMPTS_FILE).read_text("utf-8"))}
+                   for e in read_entries(candidates / PROMPTS_FILE)}
     required = _job_row(store, job)["annotators_per_item"]
     rated = [r for r in ratings(store, job) if len(r["raters"]) >= required]
     kept = summary["kept"]

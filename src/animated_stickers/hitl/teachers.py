@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..errors import UserError
+from .inputs import read_json_file
 
 HITL_SOURCE = "hitl"  # the prepared source name of kept candidates (finetune.py)
 BASE_STAGE = {"name": "finetune", "kind": "video", "steps": 300, "lr": 5e-5, "batch_size": 4, "warmup": 20,
@@ -122,7 +123,9 @@ def find_models(teachers: Path | None, extra: list[str]) -> dict[str, Path]:
         if not teachers.is_dir():
             raise UserError(f"--teachers {teachers}: not a folder; expected the --out of `stickers hitl teachers`")
         for f in sorted(teachers.glob(f"*/{TEACHER_FILE}")):
-            meta = json.loads(f.read_text(encoding="utf-8"))
+            meta = read_json_file(f, "the file written by `stickers hitl teachers`")
+            if not (isinstance(meta.get("name"), str) and isinstance(meta.get("model"), str)):
+                raise UserError(f"'{f}': expected 'name' and 'model', as written by `stickers hitl teachers`")
             models[meta["name"]] = Path(meta["model"])
     for spec in extra:
         name, sep, path = spec.partition("=")

@@ -24,6 +24,7 @@ from ..config import (
     to_dict,
     validate,
 )
+from ..errors import UserError
 from .decoder import DecoderConfig, ReferenceDecoder
 from .text import TextEncoders, load_text_encoders
 from .unet import StickerUNet
@@ -32,8 +33,9 @@ from .vae import RGBAVAE
 FORMAT_VERSION = 1
 
 
-class ModelLoadError(RuntimeError):
-    """A model folder that cannot be loaded; the message names the folder and the problem."""
+class ModelLoadError(UserError, RuntimeError):
+    """A model folder that cannot be loaded; the message names the folder and the problem (a RuntimeError
+    too, as it was before it became a UserError)."""
 
 
 @dataclass

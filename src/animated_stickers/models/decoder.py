@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..flow import DEFAULT_PRESET, DIS_PRESETS, flows_to_frame, move_sticker, warp_along
+from ..flow import DEFAULT_PRESET, DIS_PRESETS, flows_to_frame, warp_along
 from ..rgba import premultiply_tensor as premultiply
 from ..rgba import unpremultiply_tensor as unpremultiply
 from .vae import RGBAVAE
@@ -114,18 +114,6 @@ def warp_reference(reference: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return _video(_valid(_frames(warped)), reference.shape[0])
 
 
-def decode_warp(vae: RGBAVAE, latents: torch.Tensor, reference: torch.Tensor, cond_index: int,
-                harmonics: int, preset: str = DEFAULT_PRESET) -> torch.Tensor:
-    """The warp render: latents (B, C, T, h, w) + straight reference (B, 4, H, W) -> straight RGBA frames
-    (B, 4, T, H, W), the reference moved along the decoded frames' motion kept to `harmonics` loop
-    frequencies (flow.loop_smooth). No learned part: every pixel is the sticker's own."""
-    low = decode_low(vae, latents)  # (B, 4, T, 128, 128)
-    flows = dense_flow(low, cond_index, preset).permute(0, 2, 3, 4, 1).numpy()  # (B, 2, T, h, w) -> (B, T, h, w, 2)
-    refs = reference.float().permute(0, 2, 3, 1).numpy()  # (B, 4, H, W) -> (B, H, W, 4)
-    moved = np.stack([move_sticker(r, f, cond_index, harmonics) for r, f in zip(refs, flows)])  # (B, T, H, W, 4)
-    return torch.from_numpy(moved).permute(0, 4, 1, 2, 3).contiguous()  # -> (B, 4, T, H, W)
-
-
 class ReferenceDecoder(nn.Module):
     """The learned part: a small fusion net at `work_size` predicting the gate m (and a residual)."""
 
@@ -171,6 +159,11 @@ class ReferenceDecoder(nn.Module):
 
     def forward(self, plain_low: torch.Tensor, warped: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         return self.fuse(plain_low, warped, flow)
+
+    def fuse_straight(self, plain_low: torch.Tensor, warped: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """`fuse` as the sampling engines run it (sampling/finish.py; the compiled "fuse" graph): the warped
+        sticker clamped to valid premultiplied values first, straight RGBA (N, 4, H, W) out."""
+        return unpremultiply(self.fuse(plain_low, _valid(warped), flow))
 
     @torch.no_grad()
     def decode(self, vae: RGBAVAE, latents: torch.Tensor, reference: torch.Tensor,

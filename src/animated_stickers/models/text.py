@@ -98,14 +98,17 @@ class TextEncoders(nn.Module):
 
     def forward(self, prompts: list[str]) -> list[torch.Tensor]:
         """prompts -> one (B, L_i, D_i) tensor per encoder; "" is the null condition."""
-        missing = [p for p in dict.fromkeys(prompts) if p not in self._cache]
+        # This call's states are kept apart from the cache: filling a full cache evicts its oldest prompts,
+        # which may be ones this very batch found there (a KeyError once thousands of captions were seen).
+        found = {p: self._cache[p] for p in dict.fromkeys(prompts) if p in self._cache}
+        missing = [p for p in dict.fromkeys(prompts) if p not in found]
         if missing:
             outs = [e(missing) for e in self.encoders]
             for i, p in enumerate(missing):
                 if len(self._cache) > 4096:
                     self._cache.pop(next(iter(self._cache)))
-                self._cache[p] = [o[i] for o in outs]
-        return [torch.stack([self._cache[p][k] for p in prompts]) for k in range(len(self.encoders))]
+                self._cache[p] = found[p] = [o[i] for o in outs]
+        return [torch.stack([found[p][k] for p in prompts]) for k in range(len(self.encoders))]
 
 
 @lru_cache(maxsize=4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -12,21 +13,16 @@ import typer
 
 from ..config import DEFAULT_MODEL_DIR
 from ..errors import UserError, one_line_errors
+from .options import settings_options
 
 Opt = typer.Option  # short alias: keeps the option tables below readable
-SCHEDULER_HELP = "dpm (DPM-Solver++ 2M, logSNR grid), dpm-lu, ddim, ddpm or lcm (consistency-distilled models)."
 
 
-def _params(pipe, seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16, paste_input=None,
-            frames=None, cond_frame=None, prompt_motion=None, render=None, room=None):
-    """The call's sampling settings: the pipeline's model defaults with the flags given (torch-free)."""
-    from .params import check_params, with_overrides
+def _params(pipe, given: dict):
+    """The call's sampling settings: the pipeline's model defaults with the options given (torch-free)."""
+    from .params import from_flags
 
-    params = check_params(with_overrides(pipe.sampling, seed=seed, steps=steps, image_guidance=image_guidance,
-                                         text_guidance=text_guidance, guided_steps=guided_steps,
-                                         scheduler=scheduler, dtype="bfloat16" if bf16 else None,
-                                         paste_input=paste_input, num_frames=frames, cond_frame=cond_frame,
-                                         prompt_motion=prompt_motion, render=render, room=room))
+    params = from_flags(pipe.sampling, given)
     pipe.layout(params)  # one error line for a conditioning frame outside the loop
     return params
 
@@ -34,31 +30,46 @@ def _params(pipe, seed, steps, image_guidance, text_guidance, guided_steps, sche
 ENGINES = ("auto", "onnx", "torch")
 
 
-def _open_pipeline(engine: str, model: Path | None, jit: bool, threads: int, flags: tuple):
-    """(pipeline, params): the compiled ONNX pipeline where it serves these settings (engine auto or
-    onnx), else the torch one. `flags` are _params' arguments after the pipeline."""
-    if engine not in ENGINES:
-        raise UserError(f"--engine '{engine}': expected one of {', '.join(ENGINES)}")
-    if engine != "torch" and not jit:
-        from .onnx_pipeline import COMPILED_DIR, OnnxPipeline
+def _compile_cmd(model: Path | None) -> str:
+    return f"stickers compile{f' --model {model}' if model else ''}"
 
-        fast = OnnxPipeline.open(model, threads or None)
-        compiled = (model or DEFAULT_MODEL_DIR) / COMPILED_DIR
-        if fast is None and (compiled / "manifest.json").is_file():
-            typer.echo(f"note: {compiled} was compiled from other weights: using the torch engine (run "
-                       "`stickers compile` to start faster)", err=True)
+
+def _open_pipeline(engine: str, model: Path | None, jit: bool, threads: int, flags: dict):
+    """(pipeline, params): the compiled ONNX pipeline where it serves these settings (engine auto or
+    onnx), else the torch one. `flags`: the settings given (options.settings_options). A compile that must not
+    run (a missing or damaged graph, other weights) is one note under auto and an error under onnx."""
+    if engine != "torch" and not jit:
+        from .onnx_pipeline import OnnxPipeline, StaleCompile
+
+        try:
+            fast = OnnxPipeline.load(model or DEFAULT_MODEL_DIR, threads or None)
+        except StaleCompile as e:
+            if engine == "onnx":
+                raise StaleCompile(f"--engine onnx: {e}: run `{_compile_cmd(model)}` to rebuild it") from None
+            typer.echo(f"note: {e}: using the torch engine (run `{_compile_cmd(model)}` to rebuild it)", err=True)
+            fast = None
         if fast is not None:
-            params = _params(fast, *flags)
+            params = _params(fast, flags)
             if fast.supports(params):
                 return fast, params
     if engine == "onnx":
         raise UserError(f"--engine onnx: model '{model or 'weights/tiny'}' has no current compile for these "
-                        f"settings: run `stickers compile{f' --model {model}' if model else ''}` with them "
-                        "(--jit needs the torch engine)")
+                        f"settings: run `{_compile_cmd(model)}` with them (--jit needs the torch engine)")
     from .pipeline import AnimatePipeline
 
     pipe = AnimatePipeline.from_dir(model, _speed(jit, threads))
-    return pipe, _params(pipe, *flags)
+    return pipe, _params(pipe, flags)
+
+
+def _check_flags(engine: str, flags: dict) -> None:
+    """The sampling options' ranges on the built-in defaults, before any model is loaded (a conditioning
+    frame without --frames is checked against the model's own loop length after)."""
+    from ..config import SamplingConfig
+    from .params import MAX_FRAMES, clip_layout, from_flags
+
+    if engine not in ENGINES:
+        raise UserError(f"--engine '{engine}': expected one of {', '.join(ENGINES)}")
+    clip_layout(from_flags(SamplingConfig(), flags), MAX_FRAMES, 0)
 
 
 def _speed(jit: bool, threads: int):
@@ -107,6 +118,16 @@ def _write(frames, out: Path, fps: float, preset: str | None) -> Path:
     return write_animation(frames, out, fps)
 
 
+def _check_fps(fps: float, preset: str | None, outs: list[Path]) -> None:
+    """--fps within what every output's format can play (a preset retimes to its own rate)."""
+    from ..export.formats import check_format_fps, format_of
+    from ..export.retime import check_fps
+
+    check_fps(fps, "--fps")
+    for out in [] if preset else outs:
+        check_format_fps(format_of(out), fps)
+
+
 class _Bar:
     """A tqdm bar over all sampling steps of all batches (stderr)."""
 
@@ -131,6 +152,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @one_line_errors
+    @settings_options()
     def animate(
         images: Annotated[list[Path] | None, typer.Argument(
             help="Sticker images (PNG/WebP/JPEG): RGBA, or on a plain background.")] = None,
@@ -144,117 +166,114 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[str | None, Opt(help="Messenger preset (telegram, whatsapp, ...) instead of a "
                                                "format.")] = None,
         model: Annotated[Path | None, Opt(help="Video model folder (default weights/tiny).")] = None,
-        seed: Annotated[int | None, Opt(help="Noise seed (sticker i of a call uses seed + i).")] = None,
-        steps: Annotated[int | None, Opt(help="Solver steps (model default: 15).")] = None,
-        image_guidance: Annotated[float | None, Opt(help="sigma_I, image guidance scale (paper: 7.5-9).")] = None,
-        text_guidance: Annotated[float | None, Opt(help="sigma_T, text guidance scale (paper: 1.5-3).")] = None,
-        guided_steps: Annotated[int | None, Opt(help="Adaptive guidance: full guidance for the first k steps.")] = None,
-        scheduler: Annotated[str | None, Opt(help=SCHEDULER_HELP)] = None,
-        paste_input: Annotated[bool | None, Opt("--paste-input/--decode-input", help="Put your exact sticker at "
-                                                "the conditioning frame, or its VAE-decoded copy like the other "
-                                                "frames (model default).")] = None,
         frames_out: Annotated[Path | None, Opt(help="Also write PNG frames here (stem_00.png ...).")] = None,
-        fps: Annotated[float, Opt(help="Playback rate of the frames.")] = 8.0,
-        frames: Annotated[int | None, Opt("--frames", help="Frames per loop: 8 (model default) or 16, up to 32; "
-                                                           "the loop has no seam at any length.")] = None,
-        cond_frame: Annotated[int | None, Opt("--cond-frame", help="Which frame is your sticker (0-based; "
-                                                                   "default the middle: 3 of 8, 7 of 16).")] = None,
-        prompt_motion: Annotated[bool | None, Opt("--prompt-motion/--model-motion-only", help="Move the sticker "
-                                                  "exactly as the prompt says (bouncing, spinning, ... with "
-                                                  "gently/wildly/slowly/quickly; model default), or leave all "
-                                                  "motion to the model.")] = None,
-        room: Annotated[bool | None, Opt("--room/--no-room", help="Draw a sticker that fills its canvas smaller "
-                                         "(down to 0.7) so the prompt's motion keeps its size and stays in view "
-                                         "(model default), or keep its size and shrink the motion.")] = None,
-        render: Annotated[str | None, Opt("--render", help="warp (default): your sticker's own pixels moved "
-                                          "along the model's motion, kept to its slowest loop cycles: crisp and "
-                                          "seamless; fuse: the learned decoder, which may also draw new content "
-                                          "(and, with this small model, colour blobs).")] = None,
+        fps: Annotated[float, Opt(help="Playback rate of the frames, 0.1 to 100 (GIF: 50).")] = 8.0,
         batch_size: Annotated[int, Opt(help="Stickers per sampling call (1 or more).")] = 4,
-        bf16: Annotated[bool, Opt(help="bfloat16 autocast (faster on CPUs with AMX/AVX512-bf16).")] = False,
         jit: Annotated[bool, Opt(help="TorchScript trace + freeze the UNet (checked against eager).")] = False,
         threads: Annotated[int, Opt(help="CPU threads (0 = all cores).")] = 0,
         engine: Annotated[str, Opt(help="auto (the model's ONNX compile when it has a current one for these "
                                         "settings, see `stickers compile`; else torch), onnx or torch.")] = "auto",
+        overwrite: Annotated[bool, Opt(help="With --inputs/--outputs: make every output again (by default a "
+                                            "rerun skips those whose sidecar shows the same input, prompt, "
+                                            "settings and model).")] = False,
+        settings: dict | None = None,
     ) -> None:
         """Animate sticker(s): image + prompt -> looping transparent animation (8 frames, or --frames)."""
+        from ..cpu import check_threads
         from ..export.presets import get_preset
-        from ..export.retime import check_fps
-        from .jobs import plan_jobs
-        from .params import MAX_SEED
+        from .jobs import check_jobs, prepare_jobs
+        from .params import check_seeds
 
-        check_fps(fps)
+        # Every flag and input is checked before a model loads (seconds and hundreds of MB).
+        flags, seed = settings or {}, (settings or {}).get("seed")
+        check_threads(threads)
         if batch_size < 1:
             raise UserError(f"--batch-size {batch_size}: expected 1 or more stickers per sampling call")
-        if seed is not None and not 0 <= seed <= MAX_SEED:
-            raise UserError(f"--seed {seed}: expected 0 to {MAX_SEED} (2**63 - 1)")
+        if seed is not None:
+            check_seeds(seed)
+        _check_flags(engine, flags)
         if preset:
             fmt = get_preset(preset).suffix
         if frames_out and frames_out.exists() and not frames_out.is_dir():
             raise UserError(f"--frames-out '{frames_out}' is a file: expected a folder")
-        pipe, params = _open_pipeline(engine, model, jit, threads, (
-            seed, steps, image_guidance, text_guidance, guided_steps, scheduler, bf16, paste_input, frames,
-            cond_frame, prompt_motion, render, room))
-        jobs = plan_jobs(images or [], prompt or [], out, inputs, outputs, fmt, pipe.resolution, preset)
-        batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
-        bar = _Bar(len(batches) * params.steps, f"animating {len(jobs)} sticker(s)")
-        folders = {j.out.parent for j in jobs} | ({frames_out} if frames_out else set())
+        checked = check_jobs(images or [], prompt or [], out, inputs, outputs, fmt, preset)
+        _check_fps(fps, preset, [j.out for j in checked])
+        if seed is not None:
+            check_seeds(seed, len(checked))
+        pipe, params = _open_pipeline(engine, model, jit, threads, flags)
+        jobs = prepare_jobs(checked, pipe.resolution)
+        from .resume import Sidecars, runs
+
+        extra = {"fps": fps, "preset": preset, "frames_out": frames_out and str(frames_out)}
+        made = Sidecars(model or DEFAULT_MODEL_DIR, params, extra) if inputs is not None else None
+        todo = list(range(len(jobs))) if made is None or overwrite else made.todo(checked)
+        if len(todo) < len(jobs):
+            typer.echo(f"skipped {len(jobs) - len(todo)} of {len(jobs)} output(s) already written with the same "
+                       "input, prompt, settings and model (--overwrite redoes them)", err=True)
+        batches = runs(todo, batch_size)  # consecutive jobs: sticker j always gets seed + j
+        bar = _Bar(len(batches) * params.steps, f"animating {len(todo)} sticker(s)")
+        folders = {jobs[j].out.parent for j in todo} | ({frames_out} if frames_out else set())
         try:
             with _new_folders(folders):
                 for batch in batches:
-                    results = pipe.animate_stickers([j.sticker for j in batch], [j.prompt for j in batch], params,
-                                                    bar.callback)
-                    for job, frames in zip(batch, results):
-                        written = _write(frames, job.out, fps, preset)
+                    call = dataclasses.replace(params, seed=params.seed + batch[0])
+                    results = pipe.animate_stickers([jobs[j].sticker for j in batch], [jobs[j].prompt for j in batch],
+                                                    call, bar.callback)
+                    for j, frames in zip(batch, results):
+                        written = _write(frames, jobs[j].out, fps, preset)
                         if frames_out:
-                            _write_frames(frames, frames_out, job.stem)
+                            _write_frames(frames, frames_out, jobs[j].stem)
+                        if made is not None:
+                            made.mark(j, checked[j])
                         bar.bar.write(f"wrote {written}")
         finally:
             bar.close()
 
-    @app.command()
+    @app.command("generate")
     @one_line_errors
-    def generate(
+    @settings_options(only=("seed", "steps", "image_guidance", "text_guidance", "dtype"))
+    def text_to_sticker(
         prompt: Annotated[str, Opt("--prompt", "-p", help="What the sticker shows and does.")],
         out: Annotated[Path, Opt("--out", "-o", help="Output animation (.webp .gif .png .webm).")],
         still_out: Annotated[Path | None, Opt(help="Also save the generated still sticker (PNG).")] = None,
         t2i_model: Annotated[Path | None, Opt(help="Text-to-image model folder (default weights/tiny-t2i).")] = None,
         model: Annotated[Path | None, Opt(help="Video model folder (default weights/tiny).")] = None,
-        seed: Annotated[int | None, Opt(help="Noise seed for both stages.")] = None,
-        steps: Annotated[int | None, Opt(help="Solver steps for both stages.")] = None,
         t2i_guidance: Annotated[float | None, Opt(help="Text guidance scale of the still.")] = None,
-        image_guidance: Annotated[float | None, Opt(help="sigma_I of the animation.")] = None,
-        text_guidance: Annotated[float | None, Opt(help="sigma_T of the animation.")] = None,
         fps: Annotated[float, Opt(help="Playback rate of the frames.")] = 8.0,
         preset: Annotated[str | None, Opt(help="Messenger preset instead of the --out suffix's format.")] = None,
-        bf16: Annotated[bool, Opt(help="bfloat16 autocast.")] = False,
         threads: Annotated[int, Opt(help="torch threads (0 = all cores).")] = 0,
+        settings: dict | None = None,
     ) -> None:
         """Text -> still sticker (text-to-image model) -> animated sticker: the factorised pipeline.
 
         Experimental: the text-to-image model had only 500 CPU training steps; its stills are rough colour blobs.
         """
         from ..checks import check_prompt
+        from ..cpu import check_threads
         from ..export.presets import get_preset
-        from ..export.retime import check_fps
         from .jobs import check_out_file
-        from .pipeline import AnimatePipeline, TextToImagePipeline, check_params, with_overrides
+        from .params import check_seeds, from_flags
+        from .pipeline import AnimatePipeline, TextToImagePipeline
         from .preprocess import prepare_sticker
 
+        flags = settings or {}
         text = check_prompt(prompt)
-        check_fps(fps)
+        check_threads(threads)
+        if flags.get("seed") is not None:
+            check_seeds(flags["seed"])
+        _check_fps(fps, preset, [out])
+        _check_flags("torch", flags)
         if preset:
             get_preset(preset)
         check_out_file(out, preset)
         speed = _speed(False, threads)
         t2i = TextToImagePipeline.from_dir(t2i_model, speed)
         video = AnimatePipeline.from_dir(model, speed)
-        still_params = check_params(with_overrides(t2i.model.sampling, seed=seed, steps=steps,
-                                                   text_guidance=t2i_guidance, dtype="bfloat16" if bf16 else None))
-        params = _params(video, seed, steps, image_guidance, text_guidance, None, None, bf16)
+        still_params = from_flags(t2i.model.sampling, {**flags, "image_guidance": None, "text_guidance": t2i_guidance})
+        params = _params(video, flags)
         bar = _Bar(still_params.steps + params.steps, "generating")
         try:
-            still = t2i.generate([text], still_params, bar.callback)[0]
+            still = t2i.stills([text], still_params, bar.callback)[0]
             if still_out:
                 from ..export.formats import atomic_output
 
@@ -269,25 +288,24 @@ def register(app: typer.Typer) -> None:
 
     @app.command("compile")
     @one_line_errors
+    @settings_options(only=("steps", "scheduler", "num_frames"))
     def compile_(
         model: Annotated[Path | None, Opt(help="Video model folder (default weights/tiny).")] = None,
-        steps: Annotated[int | None, Opt(help="Solver steps to compile (model default).")] = None,
-        scheduler: Annotated[str | None, Opt(help=SCHEDULER_HELP)] = None,
-        frames: Annotated[int | None, Opt("--frames", help="Frames per loop (model default).")] = None,
         force: Annotated[bool, Opt(help="Compile even when a current compile exists.")] = False,
+        settings: dict | None = None,
     ) -> None:
         """Compile a model's default sampling to ONNX (MODEL/onnx/): `animate` then runs without torch."""
         from .onnx_pipeline import OnnxPipeline
 
         current = None if force else OnnxPipeline.open(model)
         if current is not None:
-            params = _params(current, None, steps, None, None, None, scheduler, False, None, frames)
+            params = _params(current, settings or {})
             if current.supports(params):
                 typer.echo(f"{current.folder / 'onnx'} is current (use --force to compile again)")
                 return
         from .onnx_export import compile_model
 
-        compile_model(model, log=typer.echo, steps=steps, scheduler=scheduler, num_frames=frames)
+        compile_model(model, log=typer.echo, **(settings or {}))
 
     @app.command()
     @one_line_errors
@@ -308,8 +326,10 @@ def register(app: typer.Typer) -> None:
                                                  "start) beside the same call warm.")] = False,
     ) -> None:
         """Benchmark naive vs DPM-Solver vs adaptive vs optimised sampling (paper 3.3.1)."""
+        from ..cpu import check_threads
         from .bench import format_table, run_bench
 
+        check_threads(threads)
         if model is not None and random:
             raise UserError("give --model DIR or --random, not both")
         if resolutions:

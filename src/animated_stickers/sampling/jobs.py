@@ -2,8 +2,8 @@
 
 Two forms: images on the command line (one output file, or a folder when there are several), or an
 input folder with a prompts.json (a list of {"image", "prompt"}) and an output folder, one animation
-per image named by its stem. Every image is opened, keyed and fitted here, so a bad input fails in
-one line before the model is even loaded.
+per image named by its stem. Every image is opened and keyed here (check_jobs), so a bad input fails
+in one line before the model is even loaded; it is fitted on the model's canvas after (prepare_jobs).
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from ..checks import check_prompt, prepare_output_file
 from ..errors import UserError
 from ..export.formats import format_of
 from ..prompts_file import PROMPTS_FILE, read_prompts_file
-from .preprocess import Sticker, load_image, prepare_sticker
+from .preprocess import Sticker, load_image, prepare_sticker, to_rgba
 
 
 @dataclass
@@ -61,9 +63,21 @@ def _prompts_for(images: list[Path], prompts: list[str]) -> list[str]:
     return prompts
 
 
-def plan_jobs(images: list[Path], prompts: list[str], out: Path | None, inputs: Path | None,
-              outputs: Path | None, fmt: str, canvas: int, preset: str | None = None) -> list[AnimateJob]:
-    """Check every input and output and prepare every sticker; raises UserError on the first problem."""
+@dataclass
+class CheckedJob:
+    """One job whose image is decoded and keyed, and whose prompt and output are checked: no model needed."""
+
+    image: Path
+    rgba: Image.Image
+    prompt: str
+    out: Path
+    stem: str
+
+
+def check_jobs(images: list[Path], prompts: list[str], out: Path | None, inputs: Path | None,
+               outputs: Path | None, fmt: str, preset: str | None = None) -> list[CheckedJob]:
+    """Check every input and output, and read and key every image; raises UserError on the first problem.
+    Needs no model, so it runs before one is loaded."""
     suffix = "." + fmt.lower().lstrip(".")
     if inputs is not None or outputs is not None:
         if images or out is not None:
@@ -87,5 +101,17 @@ def plan_jobs(images: list[Path], prompts: list[str], out: Path | None, inputs: 
     else:
         folder = _out_folder(outputs if inputs is not None else out)
         outs = [folder / (s + suffix) for s in stems]
-    stickers = [prepare_sticker(load_image(p), str(p), canvas) for p in paths]
-    return [AnimateJob(s, t, o, stem) for s, t, o, stem in zip(stickers, texts, outs, stems)]
+    return [CheckedJob(p, to_rgba(load_image(p), str(p)), t, o, stem)
+            for p, t, o, stem in zip(paths, texts, outs, stems)]
+
+
+def prepare_jobs(checked: list[CheckedJob], canvas: int) -> list[AnimateJob]:
+    """Each checked sticker fitted on the model's canvas."""
+    return [AnimateJob(prepare_sticker(j.rgba, str(j.image), canvas, key=False), j.prompt, j.out, j.stem)
+            for j in checked]
+
+
+def plan_jobs(images: list[Path], prompts: list[str], out: Path | None, inputs: Path | None,
+              outputs: Path | None, fmt: str, canvas: int, preset: str | None = None) -> list[AnimateJob]:
+    """check_jobs, then prepare_jobs for a model canvas of `canvas` px."""
+    return prepare_jobs(check_jobs(images, prompts, out, inputs, outputs, fmt, preset), canvas)

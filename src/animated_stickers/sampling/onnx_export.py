@@ -16,8 +16,9 @@ The solver is not re-implemented: diffusers' own scheduler, run on basis vectors
 arithmetic as a matrix (diffusion/sampler.solver_matrix), stored in manifest.json with the timesteps.
 (A graph with the whole solver loop unrolled took 9 s to load, longer than the sampling.) The tokenizer
 goes beside the graphs as tokenizer.json (the `tokenizers` library reads it); manifest.json also records
-the weights' digest, the compiled settings and each graph's measured difference from the torch modules
-on example inputs. ONNX is protobuf: nothing here is pickled.
+the weights' digest, the sha256 of every file it sits beside and of itself (onnx_pipeline.current_manifest
+checks them before anything runs), the compiled settings and each graph's measured difference from the
+torch modules on example inputs. ONNX is protobuf: nothing here is pickled.
 """
 
 from __future__ import annotations
@@ -39,10 +40,17 @@ from ..diffusion.guidance import IP2PConditions
 from ..diffusion.sampler import make_scheduler, solver_matrix
 from ..errors import UserError
 from ..models.checkpoint import StickerModel
-from ..models.decoder import _valid
 from ..models.unet import make_cond_mask
-from ..rgba import premultiply, unpremultiply_tensor
-from .onnx_pipeline import COMPILED_DIR, FORMAT, compiled_settings, weights_digest
+from ..rgba import premultiply
+from .onnx_pipeline import (
+    COMPILED_DIR,
+    FORMAT,
+    TOKENIZER,
+    compiled_settings,
+    file_digest,
+    manifest_digest,
+    weights_digest,
+)
 from .params import check_params, with_overrides
 from .pipeline import AnimatePipeline, clip_layout, load_stage_model
 
@@ -81,7 +89,7 @@ class _Fuse(nn.Module):
         self.decoder = decoder
 
     def forward(self, low: torch.Tensor, warped: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-        return unpremultiply_tensor(self.decoder.fuse(low, _valid(warped), flow))
+        return self.decoder.fuse_straight(low, warped, flow)
 
 
 def _export(module: nn.Module, args: tuple, names: list[str], path: Path, side: int | None = None,
@@ -137,7 +145,7 @@ def _write_graphs(model: StickerModel, params: SamplingConfig, frames: int, cond
     log("compile: text encoder")
     text = _Text(encoder.model, model.unet.context_proj)
     parity["text"] = _export(text, (tok.input_ids, tok.attention_mask), ["ids", "mask"], tmp / "text.onnx")
-    encoder.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+    encoder.tokenizer.backend_tokenizer.save(str(tmp / TOKENIZER))
 
     log("compile: VAE encoder")
     canvas = torch.rand(1, 4, s, s)
@@ -180,7 +188,10 @@ def _write_graphs(model: StickerModel, params: SamplingConfig, frames: int, cond
                 "canvas": s, "latent": [c, frames, h, h], "text": {"max_length": length},
                 "decoder": None if model.decoder is None else {"flow_preset": model.decoder.cfg.flow_preset},
                 "parity": {k: float(f"{v:.3g}") for k, v in parity.items()},
-                "versions": {"torch": torch.__version__, "opset": OPSET}}
+                "versions": {"torch": torch.__version__, "opset": OPSET},
+                # The compiled files are part of the model's identity: a damaged one is never run.
+                "files": {p.name: file_digest(p) for p in sorted(tmp.iterdir()) if p.is_file()}}
+    manifest["manifest_digest"] = manifest_digest(manifest)
     atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return parity
 

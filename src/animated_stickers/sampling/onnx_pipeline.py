@@ -2,15 +2,22 @@
 
 Same steps and helpers as AnimatePipeline (pipeline.py), one sticker at a time: prepare the sticker
 (preprocess.py), references and placements for the whole batch (refdecode.py), seeded x_T
-(diffusion/noise.py), then the graphs text -> encode -> unet (once per step) -> decode -> fuse, with
-the solver's recorded arithmetic (diffusion/sampler.solver_matrix), the anchor (diffusion/anchor.py),
-the reference decoder's flow and warp (flow.py) and the prompt's motion (promptmotion.py) in numpy.
+(diffusion/noise.py), then the graphs text -> encode -> unet (once per step) -> decode, with the
+solver's recorded arithmetic (diffusion/sampler.solver_matrix) and the anchor (diffusion/anchor.py) in
+numpy. After the latents it runs the torch engine's own steps (finish.py: render, prompt motion, restore);
+only the networks (the VAE decoder and the fusion net) are graphs here.
 Nothing here imports torch, diffusers or transformers: a cold `stickers animate` pays for numpy,
 onnxruntime, OpenCV and Pillow only.
 
 It serves exactly the settings it was compiled for (manifest.json: scheduler, steps, guidance, frames,
 conditioning frame, float32); the seed, `prompt_motion`, `room` and `paste_input` are free. Anything else, a
 stale compile (the weights' digest differs) or a missing one falls back to the torch pipeline.
+
+The compiled files are part of the model's identity (issue 29): manifest.json records the sha256 of every
+file beside it (graphs and tokenizer) and of itself, and a file that is missing, damaged, replaced or
+another format's is never run (`current_manifest` says which, as StaleCompile). A digest catches damage
+and staleness; it is not a signature against someone who may write the folder. Every graph's output is
+checked for finite values before it is used (resultcheck.py).
 """
 
 from __future__ import annotations
@@ -29,17 +36,20 @@ from ..cpu import available_cores
 from ..diffusion.anchor import output_for_x0
 from ..diffusion.noise import seeded_normal
 from ..errors import UserError
-from ..flow import DEFAULT_PRESET, flows_to_frame, move_sticker, warp_along
-from ..rgba import array_to_images, images_to_array, premultiply, restore_from_square
-from .params import check_params, clip_layout, prompts_per_sticker
+from ..flow import DEFAULT_PRESET
+from ..rgba import images_to_array
+from .finish import draw_frames, move_as_prompted, to_stickers
+from .params import check_call, clip_layout
 from .preprocess import Sticker
-from .promptmotion import makes_room, move_by_prompt
 from .refdecode import references
+from .resultcheck import check_finite, check_visible
 
 COMPILED_DIR = "onnx"  # <model folder>/onnx/
-FORMAT = 1  # manifest format; a compile of another format is ignored
+FORMAT = 2  # manifest format (2: digests of every file); a compile of another format is stale
 SETTINGS = ("scheduler", "steps", "image_guidance", "text_guidance", "guided_steps", "dtype", "anchor")
 GRAPHS = ("text", "encode", "unet", "decode")  # + "fuse" with a reference decoder
+TOKENIZER = "tokenizer.json"
+REBUILD = "rebuild it with `stickers compile --force`"
 # Seconds per graph under AnimatePipeline's names (benchmarks compare both); decode and fuse are timed
 # together with the flow and warp as vae_decode_s.
 STAT_KEYS = {"text": "text_encode_s", "encode": "vae_encode_s", "unet": "unet_s", "decode": "decode_only_s",
@@ -65,20 +75,74 @@ def weights_digest(folder: Path) -> str:
     return h.hexdigest()
 
 
+def file_digest(path: Path) -> str:
+    """sha256 of one file, read in chunks (graphs are tens of MB)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's own content (all but this digest), so an edited manifest is stale too."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def compiled_settings(params: SamplingConfig, frames: int, cond: int) -> dict:
     """What the compiled graphs bake in: the solver, guidance and clip layout of `params`."""
     return {**{k: getattr(params, k) for k in SETTINGS}, "num_frames": frames, "cond_frame": cond}
 
 
-def read_manifest(folder: Path) -> dict | None:
-    """The compile's manifest if it is present, of this format and made from these exact weights."""
+def graph_names(manifest: dict) -> tuple[str, ...]:
+    """The graphs a compile runs: GRAPHS, + "fuse" with a reference decoder."""
+    return GRAPHS + (("fuse",) if manifest.get("decoder") else ())
+
+
+class StaleCompile(UserError):
+    """A compile that must not run (missing or damaged file, other weights, older format); names the file."""
+
+
+def current_manifest(folder: Path) -> dict | None:
+    """The compile's manifest when it and every file it lists check out; None when there is no compile;
+    StaleCompile naming the first file that does not."""
+    compiled = folder / COMPILED_DIR
+    path = compiled / "manifest.json"
+    if not path.exists():
+        return None
     try:
-        manifest = json.loads((folder / COMPILED_DIR / "manifest.json").read_text())
-    except (OSError, ValueError):
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise StaleCompile(f"'{path}' is unreadable ({type(e).__name__})") from None
+    if not isinstance(manifest, dict):
+        raise StaleCompile(f"'{path}' is not a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise StaleCompile(f"'{path}' is from another compile format ({manifest.get('format')}; this version "
+                           f"writes {FORMAT}, with a digest of every graph)")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or manifest.get("manifest_digest") != manifest_digest(manifest):
+        raise StaleCompile(f"'{path}' was changed after the compile (its own digest differs)")
+    if manifest.get("digest") != weights_digest(folder):
+        raise StaleCompile(f"'{compiled}' was compiled from other weights")
+    for name in (*(f"{g}.onnx" for g in graph_names(manifest)), TOKENIZER):
+        if name not in files:
+            raise StaleCompile(f"'{path}' has no digest for '{name}'")
+    for name, digest in sorted(files.items()):
+        file = compiled / Path(name).name  # names only: a manifest never points outside its folder
+        if not file.is_file():
+            raise StaleCompile(f"'{file}' is missing")
+        if file_digest(file) != digest:
+            raise StaleCompile(f"'{file}' does not match its digest in manifest.json (damaged or replaced)")
+    return manifest
+
+
+def read_manifest(folder: Path) -> dict | None:
+    """The compile's manifest if it is current (see current_manifest), else None."""
+    try:
+        return current_manifest(folder)
+    except StaleCompile:
         return None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        return None
-    return manifest if manifest.get("digest") == weights_digest(folder) else None
 
 
 class OnnxPipeline:
@@ -92,20 +156,45 @@ class OnnxPipeline:
         # onnxruntime's own default counts the machine's cores, not the ones this process may use.
         opts.intra_op_num_threads = threads or available_cores()
         opts.inter_op_num_threads = 1
-        names = GRAPHS + (("fuse",) if manifest.get("decoder") else ())
-        self.sessions = {n: ort.InferenceSession(str(folder / COMPILED_DIR / f"{n}.onnx"), opts,
-                                                 providers=["CPUExecutionProvider"]) for n in names}
+        self.sessions = {n: self._session(ort, n, opts) for n in graph_names(manifest)}
         # The exporter drops inputs a graph does not use: feed each graph only its own.
         self.inputs = {n: {i.name for i in s.get_inputs()} for n, s in self.sessions.items()}
+        self._check_shapes()
         self.tokenizer = self._tokenizer(int(manifest["text"]["max_length"]))
         self.stats: dict[str, float] = {}
+
+    def _path(self, graph: str) -> Path:
+        return self.folder / COMPILED_DIR / f"{graph}.onnx"
+
+    def _session(self, ort, graph: str, opts):
+        try:
+            return ort.InferenceSession(str(self._path(graph)), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own types (InvalidProtobuf, Fail, ...) derive from Exception
+            raise StaleCompile(f"'{self._path(graph)}' cannot be loaded by onnxruntime "
+                               f"({type(e).__name__})") from None
+
+    def _check_shapes(self) -> None:
+        """StaleCompile when the UNet's fixed input shape is not the manifest's latent shape."""
+        x = next((i for i in self.sessions["unet"].get_inputs() if i.name == "x"), None)
+        want = [1, *self.manifest["latent"]]
+        if x is None or [d if isinstance(d, int) else None for d in x.shape] != want:
+            raise StaleCompile(f"'{self._path('unet')}' takes x of shape {None if x is None else x.shape}: "
+                               f"manifest.json expects {want}")
 
     @classmethod
     def open(cls, folder: str | Path | None = None, threads: int | None = None) -> OnnxPipeline | None:
         """The compiled pipeline of a model folder (None: weights/tiny), or None when it has no current
         compile (missing, another format, or older than its weights)."""
         root = Path(folder) if folder else DEFAULT_MODEL_DIR
-        manifest = read_manifest(root) if (root / "config.json").is_file() else None
+        try:
+            return cls.load(root, threads)
+        except StaleCompile:
+            return None
+
+    @classmethod
+    def load(cls, root: Path, threads: int | None = None) -> OnnxPipeline | None:
+        """Like `open`, but a compile that must not run is StaleCompile naming the file, not None."""
+        manifest = current_manifest(root) if (root / "config.json").is_file() else None
         if manifest is None:
             return None
         meta = json.loads((root / "config.json").read_text())
@@ -118,7 +207,7 @@ class OnnxPipeline:
     def _tokenizer(self, length: int):
         from tokenizers import Tokenizer
 
-        tok = Tokenizer.from_file(str(self.folder / COMPILED_DIR / "tokenizer.json"))
+        tok = Tokenizer.from_file(str(self.folder / COMPILED_DIR / TOKENIZER))
         tok.enable_truncation(length)
         pad = tok.padding or {}
         tok.enable_padding(length=length, pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
@@ -141,8 +230,7 @@ class OnnxPipeline:
     def animate_stickers(self, stickers: list[Sticker], prompts: list[str], params: SamplingConfig | None = None,
                          progress: Progress | None = None) -> list[list[Image.Image]]:
         """Per sticker, `frames` RGBA frames at the input's own size (as AnimatePipeline.animate_stickers)."""
-        prompts = prompts_per_sticker(prompts, len(stickers))
-        params = check_params(params or self.sampling)
+        prompts, params = check_call(prompts, params or self.sampling, len(stickers))
         if not self.supports(params):
             raise UserError(f"model '{self.folder}' was compiled for {self.manifest['settings']}: "
                             "expected those settings (the torch pipeline takes any)")
@@ -150,32 +238,32 @@ class OnnxPipeline:
         reference, placements = references(self.manifest.get("decoder") is not None, params.render, stickers,
                                            self.resolution)
         self.stats = {"nfe": 0.0}
-        out = []
+        videos = []
         steps = len(self.manifest["solver"]["timesteps"])
-        for i, (sticker, prompt, placement) in enumerate(zip(stickers, prompts, placements)):
+        for i, (sticker, prompt) in enumerate(zip(stickers, prompts)):
 
             def step_done(k: int, i: int = i) -> None:  # the bar over all stickers
                 if progress is not None:
                     progress(params.steps * (i * steps + k) // (len(stickers) * steps), params.steps)
 
-            video = self._video(sticker, prompt, params.seed + i, cond, None if reference is None else reference[i],
-                                params, step_done)
-            if params.prompt_motion:
-                moved = move_by_prompt(video, prompt, cond, makes_room(params))
-                video = video if moved is None else moved
-            seq = [restore_from_square(f, placement) for f in array_to_images(video)]
-            if params.paste_input:
-                seq[cond] = sticker.rgba.copy()
-            out.append(seq)
-        return out
+            videos.append(self._video(sticker, prompt, params.seed + i, cond,
+                                      None if reference is None else reference[i:i + 1], params, step_done))
+        # After the latents: the same steps as the torch engine (finish.py).
+        videos = move_as_prompted(np.concatenate(videos), prompts, cond, params)  # (B, T, S, S, 4)
+        return to_stickers(videos, stickers, placements, cond, params)
 
     # ------------------------------------------------------------------ steps
     def _run(self, graph: str, **inputs: np.ndarray) -> np.ndarray:
+        """One graph's first output, checked finite (a damaged graph can pass its digest only if rewritten)."""
         t0 = time.perf_counter()
-        out = self.sessions[graph].run(None, {k: v for k, v in inputs.items() if k in self.inputs[graph]})[0]
+        try:
+            out = self.sessions[graph].run(None, {k: v for k, v in inputs.items() if k in self.inputs[graph]})[0]
+        except Exception as e:  # onnxruntime's errors (InvalidArgument, Fail, ...) derive from Exception
+            raise StaleCompile(f"'{self._path(graph)}' failed to run ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0][:200]}): {REBUILD}") from None
         key = STAT_KEYS.get(graph, f"{graph}_s")
         self.stats[key] = self.stats.get(key, 0.0) + time.perf_counter() - t0
-        return out
+        return check_finite(out, "values", f"compiled graph '{self._path(graph)}'", REBUILD)
 
     def _denoise(self, noise: np.ndarray, context: np.ndarray, image_latent: np.ndarray, cond: int, anchor: bool,
                  progress: Callable[[int], None]) -> np.ndarray:
@@ -201,7 +289,7 @@ class OnnxPipeline:
 
     def _video(self, sticker: Sticker, prompt: str, seed: int, cond: int, reference: np.ndarray | None,
                params: SamplingConfig, progress: Callable[[int], None]) -> np.ndarray:
-        """One sticker -> straight RGBA frames (T, S, S, 4) in [0, 1] before the prompt's motion."""
+        """One sticker -> straight RGBA frames (1, T, S, S, 4) in [0, 1] before the prompt's motion."""
         canvas = images_to_array([sticker.canvas]).transpose(0, 3, 1, 2)  # (1, H, W, 4) -> (1, 4, H, W)
         image_latent = self._run("encode", canvas=canvas)  # (1, C, h, w)
         enc = self.tokenizer.encode_batch([prompt, ""])
@@ -211,28 +299,25 @@ class OnnxPipeline:
         noise = seeded_normal((1, *self.manifest["latent"]), [seed])  # (1, C, T, h, w)
         latents = self._denoise(noise, context, image_latent, cond, params.anchor, progress)
         self.stats["nfe"] = float(self.manifest["nfe"])
-        if not np.isfinite(latents).all():
-            raise UserError(f"model '{self.folder}' sampled NaN or infinite latents: its weights are broken; "
-                            "expected a model folder trained by `stickers train`")
+        check_finite(latents, "latents", f"model '{self.folder}'")  # the solver's sum of finite outputs
         t0 = time.perf_counter()
-        video = self._decode(latents, cond, reference, params)
+        # (1, 4, T, h, w) -> (1, T, h, w, 4)
+        decoded = self._run("decode", latents=latents).transpose(0, 2, 3, 4, 1)
+
+        video = draw_frames(decoded, reference, cond, params, self.flow_preset, self.fuse)  # (1, T, S, S, 4)
+        check_visible(video[..., 3], [canvas[:, 3]], [sticker.name], f"compiled model '{self.folder / COMPILED_DIR}'",
+                      REBUILD)
         # The whole decode (VAE, flow, warp, fusion), as AnimatePipeline's vae_decode_s.
         self.stats["vae_decode_s"] = self.stats.get("vae_decode_s", 0.0) + time.perf_counter() - t0
         return video
 
-    def _decode(self, latents: np.ndarray, cond: int, reference: np.ndarray | None, params: SamplingConfig
-                ) -> np.ndarray:
-        """Latents (1, C, T, h, w) -> straight RGBA frames (T, S, S, 4), as models/decoder.decode_warp
-        (render "warp") or ReferenceDecoder.decode (render "fuse")."""
-        frames = self._run("decode", latents=latents)[0].transpose(1, 2, 3, 0)  # (4, T, h, w) -> (T, h, w, 4)
-        if reference is None:
-            return frames
-        low = premultiply(frames)  # (T, h, w, 4), as models/decoder.decode_low
+    @property
+    def flow_preset(self) -> str:
+        """The DIS preset of the render's flow: the compiled reference decoder's, else the default."""
         decoder = self.manifest.get("decoder")
-        flows = flows_to_frame(low, cond, decoder["flow_preset"] if decoder else DEFAULT_PRESET)  # (T, h, w, 2)
-        if params.render == "warp":
-            return move_sticker(reference, flows, cond, params.harmonics)  # (T, S, S, 4)
-        warped = warp_along(premultiply(reference), flows)  # (T, S, S, 4)
-        fused = self._run("fuse", low=low.transpose(0, 3, 1, 2), warped=warped.transpose(0, 3, 1, 2),
-                          flow=flows.transpose(0, 3, 1, 2))  # (T, 4, S, S)
-        return fused.transpose(0, 2, 3, 1)  # -> (T, S, S, 4)
+        return decoder["flow_preset"] if decoder else DEFAULT_PRESET
+
+    def fuse(self, low: np.ndarray, warped: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        """The compiled fusion net (finish.Fuse): (N, 4, h, w), (N, 4, S, S), (N, 2, h, w) -> (N, 4, S, S)."""
+        return self._run("fuse", low=np.ascontiguousarray(low), warped=np.ascontiguousarray(warped),
+                         flow=np.ascontiguousarray(flow))

@@ -1,18 +1,23 @@
-"""Sticker + prompt -> 8 RGBA frames: the inference pipeline (paper 2.1, 3.1.2, 3.3.1).
+"""Sticker + prompt -> looping RGBA frames: the torch engine (paper 2.1, 3.1.2, 3.3.1).
 
-AnimatePipeline.animate, step by step:
+AnimatePipeline.animate, step by step (onnx_pipeline.py runs the same steps with compiled graphs):
 1. prepare each image (preprocess.py): RGBA, key a plain background if it has no alpha, fit it on
-   the model's square canvas (aspect kept, transparent padding);
+   the model's square canvas (aspect kept, transparent padding); the reference stickers at the output
+   size (refdecode.py: the input's own size, 256-512 px);
 2. c_I = VAE latent of each sticker (B, C, h, w); c_T = the prompt projected once per call
    (`unet.context_proj`), the null text = the projected "" prompt;
 3. sample video latents (B, C, T, h, w) from per-sticker seeded noise with the chosen scheduler and
-   IP2P dual guidance (three branches in one batched forward), adaptive after `guided_steps`; frame
-   `cfg.cond_frame` (the 4th of 8) is anchored on c_I (diffusion/anchor.py); a `residual` model's
-   output is added to c_I;
-4. decode all B*T frames with the VAE, crop/resize each frame back to the input's size;
-5. with `paste_input`, frame `cfg.cond_frame` is replaced by the input sticker itself (keyed, at its
-   own size); by default it stays the decoded frame, as sharp as its neighbours.
-Several stickers go through steps 2-4 as one batch.
+   IP2P dual guidance (three branches in one batched forward), adaptive after `guided_steps`; the
+   conditioning frame (3 of 8, `clip_layout`) is anchored on c_I (diffusion/anchor.py); a `residual`
+   model's output is added to c_I;
+4. decode all B*T frames with the VAE (`decode_latents`), then, shared with the ONNX engine (finish.py):
+5. render: the sticker moved along the decoded frames' motion (`warp`), or fused with them by the
+   reference decoder (`fuse`), at the output size;
+6. prompt motion: the global motion the prompt names applied exactly (prompt_motion.py), the sticker
+   drawn smaller when it needs room;
+7. each frame cropped and resized back to the input's size and aspect; with `paste_input` the
+   conditioning frame is the input sticker itself.
+Several stickers go through steps 2-5 as one batch; frame rate and file format come at export.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -41,15 +47,23 @@ from ..models.checkpoint import (
     load_model,
     read_config,
 )
-from ..models.decoder import decode_warp
 from ..models.unet import make_cond_mask
-from ..rgba import array_to_images, images_to_array, restore_from_square
+from ..rgba import array_to_images, images_to_array
+from .finish import Fuse, draw_frames, move_as_prompted, to_stickers
 from .optimize import FastUNet, SpeedOptions, autocast
-from .params import MAX_FRAMES, MAX_SEED, check_params, prompts_per_sticker, with_overrides  # noqa: F401 (re-exported)
+from .params import (  # noqa: F401 (re-exported)
+    MAX_FRAMES,
+    MAX_SEED,
+    check_call,
+    check_params,
+    check_seeds,
+    prompts_per_sticker,
+    with_overrides,
+)
 from .params import clip_layout as params_layout
 from .preprocess import Sticker, prepare_sticker
-from .promptmotion import apply_prompt_motion, makes_room
 from .refdecode import references
+from .resultcheck import check_finite, check_visible
 
 Progress = Callable[[int, int], None]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # keys: params.DTYPE_NAMES
@@ -129,29 +143,19 @@ class AnimatePipeline:
     def animate_stickers(self, stickers: list[Sticker], prompts: list[str], params: SamplingConfig | None = None,
                          progress: Progress | None = None) -> list[list[Image.Image]]:
         """Like `animate` for already prepared stickers (preprocess.prepare_sticker)."""
-        prompts = prompts_per_sticker(prompts, len(stickers))
-        params = check_params(params or self.model.sampling)
+        prompts, params = check_call(prompts, params or self.model.sampling, len(stickers))
         # Frames at the input's own size (up to 512 px) where they can be (refdecode.py).
         reference, placements = references(self.model.decoder is not None, params.render, stickers,
                                            self.model.cfg.resolution)
-        if reference is not None:  # (B, S, S, 4) -> (B, 4, S, S)
-            reference = torch.from_numpy(reference).permute(0, 3, 1, 2).contiguous()
-        video = self.generate_video(to_tensor([s.canvas for s in stickers]), prompts, params, progress, reference)
-        cond = clip_layout(self.model.cfg, params)[1]
-        out = []
-        for s, placement, frames in zip(stickers, placements, video):  # frames (4, T, H, W)
-            seq = [restore_from_square(f, placement) for f in to_images(frames.transpose(0, 1))]
-            if params.paste_input:
-                seq[cond] = s.rgba.copy()
-            out.append(seq)
-        return out
+        videos = self.make_video(to_tensor([s.canvas for s in stickers]), prompts, params, progress, reference)
+        return to_stickers(videos, stickers, placements, self.layout(params)[1], params)
 
     # ------------------------------------------------------------------ steps
     @torch.no_grad()
-    def generate_video(self, canvases: torch.Tensor, prompts: list[str], params: SamplingConfig | None = None,
-                       progress: Progress | None = None, reference: torch.Tensor | None = None) -> torch.Tensor:
-        """Canvas stickers (B, 4, H, W) in [0, 1] + prompts -> videos (B, 4, T, H, W) straight RGBA
-        (at the `reference` stickers' size (B, 4, S, S) when the model has a reference decoder)."""
+    def make_video(self, canvases: torch.Tensor, prompts: list[str], params: SamplingConfig | None = None,
+                       progress: Progress | None = None, reference: np.ndarray | None = None) -> np.ndarray:
+        """Canvas stickers (B, 4, H, W) in [0, 1] + prompts -> videos (B, T, H, W, 4) straight RGBA with the
+        prompt's motion (at the `reference` stickers' size (B, S, S, 4) when there are references)."""
         params = check_params(params or self.model.sampling)
         self.stats = {}
         with _timed(self.stats, "vae_encode_s"):
@@ -160,12 +164,15 @@ class AnimatePipeline:
             cond = self.conditions(prompts, image_latent)
         with _timed(self.stats, "sampling_s"):
             latents = self.sample_latents(cond, params, progress)
-        with _timed(self.stats, "vae_decode_s"):
-            video = self.decode(latents, params, reference)
-        if not params.prompt_motion:
-            return video
-        with _timed(self.stats, "prompt_motion_s"):  # the global motion the prompt names (promptmotion.py)
-            return apply_prompt_motion(video, prompts, clip_layout(self.model.cfg, params)[1], makes_room(params))
+        cond_frame = self.layout(params)[1]
+        with _timed(self.stats, "vae_decode_s"):  # the VAE, then the render (finish.py)
+            decoded = self.decode_latents(latents, params, native=reference is None)
+            video = draw_frames(decoded, reference, cond_frame, params, self.flow_preset, self.fuse)
+        source = f"model '{self.model.source or 'in memory'}'"
+        check_finite(video, "frames", source)
+        check_visible(video[..., 3], canvases[:, 3], [f"sticker {i + 1}" for i in range(len(video))], source)
+        with _timed(self.stats, "prompt_motion_s"):  # the global motion the prompt names (prompt_motion.py)
+            return move_as_prompted(video, prompts, cond_frame, params)
 
     def conditions(self, prompts: list[str], image_latent: torch.Tensor) -> IP2PConditions:
         """Text encoded and projected once per call (not per frame, not per step)."""
@@ -209,18 +216,32 @@ class AnimatePipeline:
                           unet_s=sum(sec for _, sec in self.net.calls))
         return latents
 
-    def decode(self, latents: torch.Tensor, params: SamplingConfig, reference: torch.Tensor | None = None
-               ) -> torch.Tensor:
-        """Latents (B, C, T, h, w) -> straight RGBA (B, 4, T, H, W) in [0, 1]."""
+    def decode_latents(self, latents: torch.Tensor, params: SamplingConfig, native: bool) -> np.ndarray:
+        """The VAE decoder (network): latents (B, C, T, h, w) -> straight RGBA (B, T, h, w, 4) in [0, 1];
+        in the call's dtype when these are the frames (`native`: no render at the input's size follows)."""
         check_finite_latents(latents, self.model)
-        cond = clip_layout(self.model.cfg, params)[1]
-        if reference is not None and params.render == "warp":
-            preset = self.model.decoder.cfg.flow_preset if self.model.decoder is not None else DEFAULT_PRESET
-            return decode_warp(self.model.vae, latents, reference, cond, params.harmonics, preset)
-        if reference is not None and self.model.decoder is not None:
-            return self.model.decoder.decode(self.model.vae, latents, reference, cond)
-        with autocast(DTYPES[params.dtype]):
-            return self.model.vae.decode(latents).float()
+        with autocast(DTYPES[params.dtype]) if native else contextlib.nullcontext():
+            video = self.model.vae.decode(latents).float()  # (B, 4, T, h, w)
+        return video.permute(0, 2, 3, 4, 1).cpu().numpy()  # -> (B, T, h, w, 4)
+
+    @property
+    def flow_preset(self) -> str:
+        """The DIS preset of the render's flow: the reference decoder's, else the default."""
+        return self.model.decoder.cfg.flow_preset if self.model.decoder is not None else DEFAULT_PRESET
+
+    @property
+    def fuse(self) -> Fuse | None:
+        """The reference decoder's fusion net (network) for the fuse render (finish.draw_frames), if any."""
+        decoder = self.model.decoder
+        if decoder is None:
+            return None
+        dtype = next(decoder.parameters()).dtype
+
+        def run(low: np.ndarray, warped: np.ndarray, flow: np.ndarray) -> np.ndarray:
+            frames = [torch.from_numpy(np.ascontiguousarray(x)).to(dtype) for x in (low, warped, flow)]
+            return decoder.fuse_straight(*frames).float().numpy()
+
+        return run
 
 
 class TextToImagePipeline:
@@ -238,11 +259,12 @@ class TextToImagePipeline:
         return cls(load_stage_model(path, "t2i", DEFAULT_MODEL_DIR.parent / "tiny-t2i", "--t2i-model"), speed)
 
     @torch.no_grad()
-    def generate(self, prompts: list[str], params: SamplingConfig | None = None,
+    def stills(self, prompts: list[str], params: SamplingConfig | None = None,
                  progress: Progress | None = None) -> list[Image.Image]:
         """One canvas-sized RGBA still per prompt (batched)."""
         params = check_params(params or self.model.sampling)
         prompts = [check_prompt(p) for p in prompts]
+        check_seeds(params.seed, len(prompts), "seed=")
         cfg = self.model.cfg
         context = self.model.unet.context_proj(self.model.text(list(prompts) + [""]))
         null = context[-1:].expand(len(prompts), -1, -1)

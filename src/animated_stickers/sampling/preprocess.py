@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..data.keying import detect_background, key_background
 from ..errors import UserError
 from ..io_limits import MAX_WORK_SIDE, check_budget, pillow_guard, reduce_to_work_size
+from ..keying import detect_background, key_background
 from ..rgba import Placement, fit_on_square
 
 MIN_SIDE = 16
@@ -77,7 +77,7 @@ def has_transparency(im: Image.Image) -> bool:
 
 
 def key_border_background(rgb: Image.Image, name: str) -> Image.Image:
-    """Make a solid border-coloured background transparent (data/keying.py's colour-to-alpha), but only
+    """Make a solid border-coloured background transparent (keying.py's colour-to-alpha), but only
     where it is connected to the border: same-coloured details inside the sticker stay opaque."""
     from scipy import ndimage
 

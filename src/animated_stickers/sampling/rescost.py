@@ -62,7 +62,7 @@ def resolution_cost(resolutions: list[int], repeats: int = 1, train_batch: int =
         canvas = torch.rand(1, 4, res, res)
         params = SamplingConfig(steps=15, guided_steps=8)
         with torch.no_grad():
-            sample_s = median_time(lambda: pipe.generate_video(canvas, ["waving"], params), repeats)
+            sample_s = median_time(lambda: pipe.make_video(canvas, ["waving"], params), repeats)
         rows.append({"resolution": res, "latent": [c, t, cfg.latent_size, cfg.latent_size],
                      "train_step_s": round(train_s, 3), "train_batch": n, "sample_s": round(sample_s, 3)})
     for r in rows:

@@ -4,7 +4,8 @@ The body is read into memory (bounded by the limit) and replayed to the app, so 
 never reaches the multipart parser or the disk. An oversized body is drained (up to a cap) before the
 413 is sent: a server that answers and closes mid-upload makes many clients report a broken pipe
 instead of the 413. A client that stops sending mid-body for `read_timeout_s` gets 408 and is dropped,
-so half-sent uploads cannot hold connections open forever (uvicorn's own limits: `UVICORN_LIMITS`).
+so half-sent uploads cannot hold connections open forever (uvicorn's own limits and the header-read
+deadline of headertimeout.py: `UVICORN_LIMITS`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,19 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .headertimeout import HEADER_TIMEOUT_S, HeaderTimeoutProtocol, header_timeout_protocol
+
 DRAIN_FACTOR = 8  # read at most this many times the limit before giving up on a polite 413
 READ_TIMEOUT_S = 30.0  # longest pause between two chunks of a request body
-# uvicorn.Config/run options for both servers: idle keep-alive connections close after 5 s, and a
-# request line + headers over 64 KB is refused (h11) instead of buffered.
-UVICORN_LIMITS = {"timeout_keep_alive": 5, "h11_max_incomplete_event_size": 64 * 1024}
+# uvicorn.Config/run options for both servers: idle keep-alive connections close after 5 s, a request
+# line + headers over 64 KB is refused (h11) instead of buffered, and one whose headers take longer than
+# HEADER_TIMEOUT_S is dropped (headertimeout.py; `uvicorn_limits` sets another deadline).
+UVICORN_LIMITS = {"timeout_keep_alive": 5, "h11_max_incomplete_event_size": 64 * 1024, "http": HeaderTimeoutProtocol}
+
+
+def uvicorn_limits(header_timeout_s: float = HEADER_TIMEOUT_S) -> dict:
+    """UVICORN_LIMITS with a header-read deadline of `header_timeout_s` seconds."""
+    return {**UVICORN_LIMITS, "http": header_timeout_protocol(header_timeout_s)}
 
 
 class BodyLimitMiddleware:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError, one_line_errors
-from .settings import ServeSettings
+from .settings import HEADER_TIMEOUT_S, ServeSettings
 
 
 def _settings(max_batch: int, max_wait_ms: float, queue_size: int, timeout_s: float,
@@ -39,6 +39,9 @@ def register(app: typer.Typer) -> None:
         queue_size: Annotated[int, typer.Option(min=1, help="Waiting requests; more get 503.")] = 32,
         timeout_s: Annotated[float, typer.Option(min=0.1, help="Per-request timeout.")] = 300.0,
         max_upload_mb: Annotated[float, typer.Option(min=0.01, help="Largest image upload.")] = 8.0,
+        header_timeout_s: Annotated[float, typer.Option(min=0.1, max=3600, help="Drop a connection whose "
+                                                        "request line and headers take longer than this.")]
+        = HEADER_TIMEOUT_S,
         bench: Annotated[bool, typer.Option("--bench", help="Run serve-bench instead.")] = False,
     ) -> None:
         """Serve the HTTP API (/v1/animate, /docs) and the web page (/) with micro-batching."""
@@ -49,7 +52,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from .app import create_app
-        from .bodylimit import UVICORN_LIMITS
+        from .bodylimit import uvicorn_limits
         from .loading import load_generator, load_pipeline
 
         settings = _settings(max_batch, max_wait_ms, queue_size, timeout_s, max_upload_mb)
@@ -59,7 +62,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"serving on http://{host}:{port}  (page: /, docs: /docs; text-to-image: "
                    f"{'on' if generator else 'off'})", err=True)
         uvicorn.run(create_app(pipeline, settings, generator=generator), host=host, port=port,
-                    log_level="info", limit_concurrency=4 * queue_size + 16, **UVICORN_LIMITS)
+                    log_level="info", limit_concurrency=4 * queue_size + 16, **uvicorn_limits(header_timeout_s))
 
     @app.command("serve-bench")
     @one_line_errors

@@ -10,20 +10,21 @@ from typing import Self
 import uvicorn
 from fastapi import FastAPI
 
-from .bodylimit import UVICORN_LIMITS
+from .bodylimit import uvicorn_limits
+from .settings import HEADER_TIMEOUT_S
 
 
 class ServerThread:
     """`with ServerThread(app) as srv: httpx.get(srv.url + "/healthz")`; binds a free port first (no race)."""
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0,
-                 startup_timeout_s: float = 120.0) -> None:
+                 startup_timeout_s: float = 120.0, header_timeout_s: float = HEADER_TIMEOUT_S) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=5, **UVICORN_LIMITS)
+                                timeout_graceful_shutdown=5, **uvicorn_limits(header_timeout_s))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True,
                                        name=f"uvicorn-{self.port}")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Request line + headers must arrive within this many seconds (headertimeout.py; `stickers serve
+# --header-timeout-s`); idle keep-alive connections and stalled bodies have their own limits (bodylimit.py).
+HEADER_TIMEOUT_S = 10.0
+
 # Upload types the API accepts: Pillow format name -> MIME type.
 ALLOWED_IMAGE_FORMATS = {"PNG": "image/png", "WEBP": "image/webp", "JPEG": "image/jpeg", "GIF": "image/gif"}
 

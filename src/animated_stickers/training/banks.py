@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ..atomic import atomic_path
 from ..data.animation import AnimationReadError
 from ..data.loader import LoaderConfig, decode_grid, iter_tar, list_shards, plan_example
+from ..data.motion import SPECTRAL_EXT
 from ..errors import UserError
 
 
@@ -36,6 +37,7 @@ class Sample:
 
     meta: dict
     data: bytes
+    spectral: bytes | None = None  # the motion target part (data prepare --motion-targets), when stored
 
 
 def read_samples(folders: list[Path], split: str = "train", kinds: tuple[str, ...] = ("animated", "still"),
@@ -60,7 +62,7 @@ def read_samples(folders: list[Path], split: str = "train", kinds: tuple[str, ..
                     continue
                 data = parts.get(meta.get("ext", ""))
                 if data is not None:
-                    out[meta["key"]] = Sample(meta, data)
+                    out[meta["key"]] = Sample(meta, data, parts.get(SPECTRAL_EXT))
     samples = sorted(out.values(), key=lambda s: s.meta["key"])
     if one_per_emoji:
         best: dict[str, Sample] = {}

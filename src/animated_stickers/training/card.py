@@ -58,7 +58,7 @@ def write_model_card(run_dir: Path, out_dir: Path, threads: int, extra: str = ""
         "- Data: prepared shards (`stickers data prepare`, `stickers train --data`), train split only "
         "(`data/splits.py`: 10% of base emoji held out; the Fluent high-contrast style held out whole); sources per "
         "stage in the table (fluent-anim: Microsoft Fluent animated emoji, npm @lobehub/fluent-emoji-anim-1..4, "
-        "MIT; procedural: procedural motion of stills with exact captions, `data/procedural.py`).",
+        "MIT; procedural: procedural motion of stills with exact captions, `motion/procedural.py`).",
         "",
         "| stage | kind | steps | batch | fps | frozen spatial | target | data | loss first -> last "
         "| loss curve (5 points) | CPU-hours |",

@@ -37,6 +37,9 @@ def register(app: typer.Typer) -> None:
         if threads:
             torch.set_num_threads(threads)
         r = get_recipe(recipe, set_)
+        if export and r.stages[-1].kind == "motion":
+            raise UserError("--export: motion recipes write their model folder to RUN/<stage>/model (no fp16 "
+                            "export yet)")
         if not data:
             raise UserError("--data: expected at least one folder made by `stickers data prepare`")
         for d in data:

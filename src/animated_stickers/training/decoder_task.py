@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.procedural import MOTIONS, animate_still
 from ..models.decoder import ReferenceDecoder, decode_low, dense_flow, resize_premultiplied, warp_reference
 from ..models.vae import RGBAVAE
+from ..motion.procedural import MOTIONS, animate_still
 from ..rgba import premultiply_tensor as premultiply
 
 
@@ -33,7 +33,7 @@ class ClipSource(Protocol):
 
 
 class ProceduralClipSource:
-    """Clips of stills doing procedural motions (data/procedural.py), `frames` frames `spacing` apart
+    """Clips of stills doing procedural motions (motion/procedural.py), `frames` frames `spacing` apart
     on a `loop`-frame loop, conditioning frame `cond` (None: random)."""
 
     def __init__(self, stills: list[np.ndarray], size: int = 256, frames: int = 8, loop: int = 48,

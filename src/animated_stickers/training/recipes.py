@@ -74,7 +74,8 @@ def _stage(name: str, kind: str, steps: int, **kw) -> dict:
 
 
 SMOKE_DATA = {"procedural": 1.0, "fluent-anim": 1.0, "fluent-3d": 1.0, "user": 1.0}
-STAGE_KINDS = ("vae", "t2i", "video", "decoder", "distill-guidance", "distill-steps", "distill-consistency")
+STAGE_KINDS = ("vae", "t2i", "video", "decoder", "distill-guidance", "distill-steps", "distill-consistency",
+               "motion")
 
 RECIPES: dict[str, dict] = {
     # The default CPU model (this project's weights/tiny): 128 px canvas, 16x16 latents. The video stages
@@ -128,6 +129,16 @@ RECIPES: dict[str, dict] = {
                prediction_type="epsilon", batch_size=32),
         _stage("512p-unfreeze-8fps-v", "video", 50000, resolution=512, freeze_spatial=False, fps="8",
                prediction_type="v_prediction", batch_size=32),
+    ]},
+    # The learned motion model (issue 28, training/motion_task.py): still + text -> spectral volume (K = 4
+    # loop harmonics of the flow at 64 px), a 4.7M-param UNet at 32x32 (patch 2), v-prediction with zero
+    # terminal SNR. `model` holds MotionConfig overrides; `resolution` is the still's side. Needs data
+    # prepared with --motion-targets. Skin-tone variants stay (one_per_emoji off): each has its own random
+    # conditioning phases, so they are extra views of the motion. 0.45 s/step at batch 8 on one thread.
+    "motion-tiny": {"name": "motion-tiny", "preset": "tiny", "stages": [
+        _stage("motion", "motion", 20000, lr=3e-4, batch_size=8, resolution=128,
+               data={"fluent-anim": 1.0, "procedural": 0.5, "user": 1.0}, one_per_emoji=False,
+               ema_decay=0.999, warmup=200, checkpoint_every=250, log_every=25),
     ]},
     # A 2-step smoke recipe of every stage kind at a toy size (tests and CI).
     "smoke": {"name": "smoke", "preset": "tiny",

@@ -146,6 +146,10 @@ def vae_tag(model: StickerModel) -> str:
 def run_stage(recipe: Recipe, stage: Stage, run_dir: Path, data: list[Path], init: Path | None = None,
               max_steps: int | None = None) -> Path | None:
     """Train one stage (resuming if interrupted); returns its model folder once the stage is complete."""
+    if stage.kind == "motion":  # the learned motion model: its own network and model folder
+        from .motion_task import run_motion_stage
+
+        return run_motion_stage(recipe, stage, run_dir, data, init, max_steps)
     model, task, bank = build_stage(recipe, stage, run_dir, data, init)
     if train_stage(task, stage, run_dir / stage.name, max_steps=max_steps) < stage.steps:
         return None
@@ -169,6 +173,10 @@ def snapshot_stage(recipe: Recipe, stage: Stage, run_dir: Path, data: list[Path]
                    init: Path | None = None) -> tuple[Path, int]:
     """Export the EMA weights of a stage's latest checkpoint as a model folder (look at a model while it
     trains); returns (folder, step). The run itself is not touched."""
+    if stage.kind == "motion":
+        from .motion_task import snapshot_motion_stage
+
+        return snapshot_motion_stage(recipe, stage, run_dir, data, out)
     model, task, bank = build_stage(recipe, stage, run_dir, data, init)
     step = load_ema_weights(task, stage, run_dir / stage.name)
     if stage.kind == "vae":

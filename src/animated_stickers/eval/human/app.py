@@ -23,7 +23,7 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
@@ -86,7 +86,15 @@ def create_app(store: Store | str, signup: bool = False, limiter: LoginLimiter |
     store = Store(store) if isinstance(store, str) else store
     app = FastAPI(title="Animated stickers: human evaluation", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
-    limiter = limiter or LoginLimiter()
+    _install_errors(app)
+    for router in (pages(store), logins(store, signup, limiter or LoginLimiter()), jobs(store), media(store)):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _install_errors(app: FastAPI) -> None:
+    """Every refusal one JSON line {"detail": ...} with its 4xx (or 503 for a busy database)."""
 
     @app.exception_handler(StoreError)
     async def _store_error(_req: Request, e: StoreError) -> JSONResponse:
@@ -104,10 +112,17 @@ def create_app(store: Store | str, signup: bool = False, limiter: LoginLimiter |
         return JSONResponse({"detail": f"database unavailable, retry: {str(e.orig).splitlines()[0]}"},
                             status_code=503)
 
-    def who(request: Request) -> dict:
-        token = (request.headers.get("x-annotator-token") or request.cookies.get(COOKIE)
-                 or request.query_params.get("token"))
-        return store.annotator_by_token(token)
+
+def _who(store: Store, request: Request) -> dict:
+    """The annotator of a request: token from the X-Annotator-Token header, the cookie or ?token=."""
+    token = (request.headers.get("x-annotator-token") or request.cookies.get(COOKIE)
+             or request.query_params.get("token"))
+    return store.annotator_by_token(token)
+
+
+def pages(store: Store) -> APIRouter:
+    """GET / (login and job list) and /jobs/{id} (the job's page); ?token= logs in and drops the token."""
+    api = APIRouter(include_in_schema=False)
 
     def page(request: Request, name: str):
         token = request.query_params.get("token")
@@ -118,59 +133,75 @@ def create_app(store: Store | str, signup: bool = False, limiter: LoginLimiter |
             return resp
         return FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
 
-    @app.get("/", include_in_schema=False)
+    @api.get("/")
     def index(request: Request):
         return page(request, "index.html")
 
-    @app.get("/jobs/{job_id}", include_in_schema=False)
+    @api.get("/jobs/{job_id}")
     def job_page(request: Request, job_id: Id):
         kind = store.job(job_id)["kind"]
         return page(request, "eval.html" if kind == EVAL else "hitl.html")
 
-    @app.post("/api/login")
+    return api
+
+
+def logins(store: Store, signup: bool, limiter: LoginLimiter) -> APIRouter:
+    """POST /api/login (rate-limited per address), /api/logout."""
+    api = APIRouter()
+
+    @api.post("/api/login")
     def login(request: Request, body: Login):
         client = request.client.host if request.client else "unknown"
         limiter.check(client)
         try:
-            return _login(body)
+            return _login(store, signup, body)
         except StoreError:
             limiter.failed(client)
             raise
 
-    def _login(body: Login) -> JSONResponse:
-        if body.token:
-            a = store.annotator_by_token(body.token)
-            if body.name and body.name.strip() != a["name"]:
-                raise Unauthorized("that token belongs to another name")
-        elif body.name:
-            if not signup:
-                raise Unauthorized("sign-up is closed; ask for your personal link or token")
-            a = store.create_annotator(body.name)
-        else:
-            raise Unauthorized("send a name (new annotator) or your token")
-        resp = JSONResponse({"name": a["name"], "token": a["token"]})
-        _set_cookie(resp, a["token"])
-        return resp
-
-    @app.post("/api/logout")
+    @api.post("/api/logout")
     def logout():
         resp = JSONResponse({"ok": True})
         resp.delete_cookie(COOKIE)
         return resp
 
-    @app.get("/api/me")
-    def me(request: Request):
-        a = who(request)
-        jobs = [{**j, "progress": store.progress(j["id"], a["id"])} for j in store.jobs()]
-        return {"name": a["name"], "token": a["token"], "jobs": jobs}
+    return api
 
-    @app.get("/api/questions")
+
+def _login(store: Store, signup: bool, body: Login) -> JSONResponse:
+    """A token logs its annotator in; a name alone signs up (only with `signup`)."""
+    if body.token:
+        a = store.annotator_by_token(body.token)
+        if body.name and body.name.strip() != a["name"]:
+            raise Unauthorized("that token belongs to another name")
+    elif body.name:
+        if not signup:
+            raise Unauthorized("sign-up is closed; ask for your personal link or token")
+        a = store.create_annotator(body.name)
+    else:
+        raise Unauthorized("send a name (new annotator) or your token")
+    resp = JSONResponse({"name": a["name"], "token": a["token"]})
+    _set_cookie(resp, a["token"])
+    return resp
+
+
+def jobs(store: Store) -> APIRouter:
+    """The annotator's API: /api/me, /api/questions, the next assignment, answers, progress."""
+    api = APIRouter()
+
+    @api.get("/api/me")
+    def me(request: Request):
+        a = _who(store, request)
+        rows = [{**j, "progress": store.progress(j["id"], a["id"])} for j in store.jobs()]
+        return {"name": a["name"], "token": a["token"], "jobs": rows}
+
+    @api.get("/api/questions")
     def questions():
         return questions_as_json()
 
-    @app.get("/api/jobs/{job_id}/next")
+    @api.get("/api/jobs/{job_id}/next")
     def next_item(request: Request, job_id: Id):
-        a = who(request)
+        a = _who(store, request)
         job = store.job(job_id)
         current = store.next_assignment(job_id, a["id"])
         if current is not None:
@@ -179,31 +210,37 @@ def create_app(store: Store | str, signup: bool = False, limiter: LoginLimiter |
         return {"job": {"id": job["id"], "name": job["name"], "kind": job["kind"]}, "annotator": a["name"],
                 "assignment": current, "progress": store.progress(job_id, a["id"])}
 
-    @app.post("/api/assignments/{assignment_id}")
+    @api.post("/api/assignments/{assignment_id}")
     def submit(request: Request, assignment_id: Id, body: Submission):
-        a = who(request)
+        a = _who(store, request)
         store.submit(assignment_id, a["id"], answers=body.answers, selected=body.selected, none=body.none,
                      comment=body.comment)
         return {"ok": True, "assignment_id": assignment_id}
 
-    @app.get("/api/jobs/{job_id}/progress")
+    @api.get("/api/jobs/{job_id}/progress")
     def job_progress(request: Request, job_id: Id):
         # Other annotators' names and counts stay private (the CLI report has them): your own row + totals.
-        a = who(request)
+        a = _who(store, request)
         rows = store.job_progress(job_id)
         mine = next((r for r in rows if r["annotator"] == a["name"]), {"annotator": a["name"], "done": 0, "open": 0})
         totals = {"annotators": len(rows), "done": sum(r["done"] for r in rows), "open": sum(r["open"] for r in rows)}
         return {"job": store.job(job_id), "you": mine, "totals": totals}
 
-    @app.get("/media/{candidate_id}")
-    def media(request: Request, candidate_id: Id):
-        who(request)
+    return api
+
+
+def media(store: Store) -> APIRouter:
+    """GET /media/{candidate_id}: a candidate's animation, only from its job's folder, to annotators."""
+    api = APIRouter()
+
+    @api.get("/media/{candidate_id}")
+    def candidate(request: Request, candidate_id: Id):
+        _who(store, request)
         path = store.media_file(candidate_id)
         return FileResponse(path, media_type=MEDIA_TYPES[path.suffix.lower()],
                             headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return app
+    return api
 
 
 def _set_cookie(resp, token: str) -> None:

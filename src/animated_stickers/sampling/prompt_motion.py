@@ -8,8 +8,8 @@ too, and two prompts differed less than two seeds. Starting the sampler from the
 
 So a clip is split in two, as stickers are usually animated: the global motion (bouncing, sliding,
 spinning, rocking, pulsing, squash-and-stretch, swaying, waving, nodding, ... with 'gently', 'wildly',
-'slowly', 'quickly') is the exact transform the prompt names (data/motionwords.prompt_request ->
-data/procedural.requested_components: the transforms that make and caption the procedural training
+'slowly', 'quickly') is the exact transform the prompt names (motion/words.prompt_request ->
+motion/procedural.requested_components: the transforms that make and caption the procedural training
 clips), and the video model supplies everything else: the sticker's look in every frame and its own
 local motion. The model's frames, decoded at full size, are moved by that transform frame by frame
 (frame `cond` stays put), so nothing is resampled at 128 px and the loop stays seamless (whole cycles
@@ -17,35 +17,31 @@ per loop). A sticker with no room to move on its canvas (most fill it) is drawn 
 its size, so the motion keeps the size asked for and stays in view (`room`, the default; every frame,
 the conditioning frame too, is then the sticker at that size); without `room`, or past that, the
 amplitudes shrink within the range the training clips show.
-Prompts that name no motion are left as the model made them; `prompt_motion = False` switches this off.
+Prompts that name no motion are left as the model made them; the setting `prompt_motion = False` switches
+this step off (sampling/finish.move_as_prompted runs it for both engines).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from ..data.motionwords import prompt_request
-from ..data.procedural import Component, Room, fit_in_view, make_room, move_frames, requested_components
+from ..motion.procedural import Component, DrawnAt, fit_in_view, move_frames, requested_components, shrink_to_move
+from ..motion.words import prompt_request
 from ..rgba import to_uint8
-
-if TYPE_CHECKING:
-    import torch
 
 MOTION_FPS = 8.0  # the speed words are judged at the rate clips play (8 frames = 1 s)
 
 
 def prompt_components(prompt: str, alpha: np.ndarray, frames: int, room: bool = True
-                      ) -> tuple[list[Component], Room]:
-    """The global motion a prompt names, fitted to a sticker's alpha (H, W) in [0, 1] (([], Room()) when
+                      ) -> tuple[list[Component], DrawnAt]:
+    """The global motion a prompt names, fitted to a sticker's alpha (H, W) in [0, 1] (([], DrawnAt()) when
     none): with `room`, the sticker is drawn smaller so the motion keeps its size and stays on the canvas
-    (procedural.make_room); without, the motion shrinks to fit (procedural.fit_in_view)."""
+    (procedural.shrink_to_move); without, the motion shrinks to fit (procedural.fit_in_view)."""
     req = prompt_request(prompt)
     comps = requested_components(req.words, req.amplitude, req.speed, frames, MOTION_FPS)
     if not comps:
-        return [], Room()
-    return make_room(comps, alpha, frames) if room else (fit_in_view(comps, alpha, frames), Room())
+        return [], DrawnAt()
+    return shrink_to_move(comps, alpha, frames) if room else (fit_in_view(comps, alpha, frames), DrawnAt())
 
 
 def move_by_prompt(frames: np.ndarray, prompt: str, cond: int, room: bool = True) -> np.ndarray | None:
@@ -65,21 +61,7 @@ def drawn_sticker(rgba: np.ndarray, prompt: str, frames: int, room: bool = True)
     return to_uint8(move_frames(still, comps, 0, placed)[0]), placed.scale
 
 
-def makes_room(params) -> bool:
-    """Whether a call's SamplingConfig draws the sticker smaller for its motion: not when the exact input is
+def draws_smaller(params) -> bool:
+    """Whether a call's settings (RenderSettings) draw the sticker smaller for its motion: not when the exact input is
     pasted at the conditioning frame (it would jump between sizes once per loop)."""
     return params.room and not params.paste_input
-
-
-def apply_prompt_motion(video: torch.Tensor, prompts: list[str], cond: int, room: bool = True) -> torch.Tensor:
-    """Straight RGBA videos (B, 4, T, H, W) in [0, 1] -> the same with each prompt's global motion (the
-    input itself when no prompt names a motion)."""
-    import torch  # the ONNX pipeline (onnx_pipeline.py) uses move_by_prompt without torch
-
-    out = video
-    for i, prompt in enumerate(prompts):
-        moved = move_by_prompt(video[i].permute(1, 2, 3, 0).float().numpy(), prompt, cond, room)  # (T, H, W, 4)
-        if moved is not None:
-            out = video.clone() if out is video else out  # copy once, only when something moves
-            out[i] = torch.from_numpy(moved).permute(3, 0, 1, 2).to(video.dtype)  # -> (4, T, H, W)
-    return out

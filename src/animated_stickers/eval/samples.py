@@ -1,4 +1,4 @@
-"""Generate animations for real held-out clips (input = the clip's middle frame), for `eval auto --model`.
+"""The model's animations of real held-out clips (input = the clip's middle frame), for `eval auto --model`.
 
 Writes a folder pair `inputs/` (PNG stills + prompts.json) and `outputs/` (one WebP per input) that
 `stickers eval auto --inputs --outputs` (and the human evaluation) can judge again later.
@@ -10,7 +10,6 @@ import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from ..atomic import atomic_write_text
@@ -42,14 +41,14 @@ def real_clips(
     return clips
 
 
-def generate_for_clips(
+def animate_clips(
     model_dir: Path | None,
     clips: list[RealClip],
     work_dir: Path,
     batch_size: int = 4,
     progress: Callable[[Iterable], Iterable] = iter,
 ) -> tuple[Path, Path]:
-    """Animate each clip's middle frame with its caption; returns (inputs_dir, outputs_dir)."""
+    """Animate each clip's middle frame with the emoji's name alone; returns (inputs_dir, outputs_dir)."""
     try:
         from ..sampling.pipeline import AnimatePipeline
     except ModuleNotFoundError:
@@ -74,6 +73,9 @@ def generate_for_clips(
     return inputs, outputs
 
 
-def real_frames(clips: list[RealClip]) -> dict[str, np.ndarray]:
-    """stem -> the real 8-frame clip (straight RGBA uint8), the reference for generated motion."""
-    return {rc.stem: rc.clip for rc in clips}
+def real_animations(clips: list[RealClip], pattern: str | None = None) -> dict:
+    """stem -> the artist's whole animation (frames + frame rate): the reference for generated motion."""
+    from ..data.animation import read_animation
+
+    paths = {p.stem: p for p in (fluent_files(pattern, split=None) if pattern else fluent_files(split=None))}
+    return {rc.stem: read_animation(paths[rc.stem]) for rc in clips}

@@ -10,22 +10,22 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from animated_stickers.data.motionwords import (
-    VOCAB,
-    MotionDescription,
-    describe_motion,
-    dominant_motion,
-    motion_phrase,
-    motion_words,
-    prompt_motion,
-)
-from animated_stickers.data.procedural import (
+from animated_stickers.motion.procedural import (
     _waveform,
     animate_still,
     draw_components,
     exact_motion_phrase,
     motion_words_of,
     procedural_motion_names,
+)
+from animated_stickers.motion.words import (
+    VOCAB,
+    MotionDescription,
+    describe_motion,
+    dominant_motion,
+    motion_phrase,
+    motion_words,
+    named_motion,
 )
 
 # Known confusion (see the report of issue 12): a procedural blink moves a few pixels of eyes at the
@@ -91,7 +91,7 @@ def test_prompt_motion_synonyms():
              "heart beating": "pulsing", "growing and shrinking": "pulsing", "pulsating star": "pulsing",
              "moving left and right": "sliding", "side to side": "sliding", "waving hello": "waving",
              "trembling with fear": "shaking", "floating in the air": "floating", "a happy dog": None}
-    assert {p: prompt_motion(p) for p in cases} == cases
+    assert {p: named_motion(p) for p in cases} == cases
     assert set(VOCAB) >= {w for w in cases.values() if w}
 
 

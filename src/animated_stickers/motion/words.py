@@ -6,7 +6,7 @@ affine fit keeps the global motion robust to parts moving on their own), splits 
 translation, rotation, scale, squash (aspect) and shear series, and measures the local motion left over
 (tracked points' residual after the affine map) in five regions of the sticker's box: top, middle, bottom, left,
 right thirds (eyes and mouth versus limbs). `motion_words` maps those numbers to VOCAB words, strongest
-first; `motion_phrase` adds amplitude and speed adverbs; `prompt_motion` finds the word a prompt names.
+first; `motion_phrase` adds amplitude and speed adverbs; `named_motion` finds the word a prompt names.
 
 Units: translations in fractions of the sticker's size (the longer side of its visible box), rotation
 in degrees, scale/aspect in natural log, speed in cycles per second (turns per second for spinning).
@@ -381,7 +381,7 @@ def _summarise(desc: MotionDescription, coherent: dict[str, list[float]], anchor
 # ---- words ------------------------------------------------------------------------------------------
 
 # Presence thresholds (peak-to-peak, the units of the summary): below these a series counts as still.
-# Calibrated on procedural clips (tests/test_motionwords.py); registration noise on rigid motion stays
+# Calibrated on procedural clips (tests/test_motion_words.py); registration noise on rigid motion stays
 # under about a third of each.
 PRESENT = {"ty": 0.05, "tx": 0.06, "rot": 8.0, "spin": 150.0, "scale": 0.06, "aspect": 0.14, "shear": 0.12,
            "nod": 0.06, "local": 0.03}
@@ -551,7 +551,7 @@ def prompt_request(prompt: str) -> MotionRequest:
     return MotionRequest(words, level(_AMPLITUDE), level(_SPEED))
 
 
-def prompt_motion(prompt: str) -> str | None:
+def named_motion(prompt: str) -> str | None:
     """The first VOCAB word a prompt names, None when none.
     'jumping up and down' -> hopping; 'rotating' -> spinning; 'left and right' -> sliding."""
     words = prompt_request(prompt).words

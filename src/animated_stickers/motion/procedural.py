@@ -5,7 +5,7 @@ Each motion is one or more components (bounce, hop, slide, sway, spin, rock, pul
 jelly, blink, wave, nod, float), each a looping family of image warps with random amplitude and speed.
 Every waveform is periodic in the phase phi = 2*pi*t/T with integer harmonics, so frame T equals frame 0
 and the loop is seamless. Captions come from the transform itself: the VOCAB words of the components
-(data/motionwords.py) with amplitude and speed adverbs from the actual parameters.
+(motion/words.py) with amplitude and speed adverbs from the actual parameters.
 
 Warping is done by inverse mapping with bilinear sampling on premultiplied RGBA (no dark fringes).
 """
@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from ..rgba import fit_box, premultiply, to_uint8, unpremultiply
-from .motionwords import VOCAB, join_phrases, word_phrase
+from .words import VOCAB, join_phrases, word_phrase
 
 FPS = 24.0
 NUM_FRAMES = 48  # a 2 s loop at 24 fps: long enough for 8-frame clips at 4 fps (spacing 6)
@@ -112,7 +112,7 @@ def fit_on_canvas(crop: Image.Image, size: int) -> np.ndarray:
     """The crop centred on a transparent size x size canvas (rgba.fit_box geometry), long side FILL x size.
 
     Pillow's own RGBA Lanczos (it premultiplies inside), not rgba.resize_image: the motion-word estimator's
-    borderline calls on the test face (squash, bounce+pulse in tests/test_motionwords.py) flip with the
+    borderline calls on the test face (squash, bounce+pulse in tests/test_motion_words.py) flip with the
     latter's float filtering and alpha snapping, though the canvases differ by < 0.3/255 on average."""
     left, top, nw, nh = fit_box(crop.size, (size, size), FILL)
     canvas = Image.new("RGBA", (size, size), (0, 0, 0, 0))
@@ -276,9 +276,9 @@ def alpha_box(alpha: np.ndarray, threshold: float = 8) -> tuple[float, float, fl
 
 
 @dataclass(frozen=True)
-class Room:
+class DrawnAt:
     """Where the moving sticker is drawn on its canvas: output = scale * input + (dx, dy), the offsets in
-    shares of the canvas's width and height. Room() draws it where it is."""
+    shares of the canvas's width and height. DrawnAt() draws it where it is."""
 
     scale: float = 1.0
     dx: float = 0.0
@@ -290,20 +290,20 @@ class Room:
 
 
 def source_coords(comps: list[Component], p: float, box, shape: tuple[int, int],
-                  room: Room = Room()) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-index coordinates (H, W) to sample for each output pixel at phase p (inverse mapping); `room`
+                  drawn: DrawnAt = DrawnAt()) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-index coordinates (H, W) to sample for each output pixel at phase p (inverse mapping); `drawn`
     is undone first (it is applied last)."""
     sticker = max(box[2] - box[0], box[3] - box[1])
     y, x = np.mgrid[:shape[0], :shape[1]].astype(np.float32) + 0.5  # pixel centres
-    if not room.identity:
-        x, y = (x - room.dx * shape[1]) / room.scale, (y - room.dy * shape[0]) / room.scale
+    if not drawn.identity:
+        x, y = (x - drawn.dx * shape[1]) / drawn.scale, (y - drawn.dy * shape[0]) / drawn.scale
     for c in comps:  # the first component is the outermost: undo it first
         inverse = _warp_inverse if MOTIONS[c.name].kind == "warp" else _affine_inverse
         x, y = inverse(x, y, c, p, box, sticker)
     return np.asarray(x, np.float32) - 0.5, np.asarray(y, np.float32) - 0.5
 
 
-# ---- motion asked for by a prompt (sampling/promptmotion.py) ------------------------------------------
+# ---- motion asked for by a prompt (sampling/prompt_motion.py) ------------------------------------------
 
 WORD_MOTION = {"bouncing": "bounce", "hopping": "hop", "sliding": "slide", "swaying": "sway",
                "spinning": "spin", "rocking": "rock", "pulsing": "pulse", "shaking": "shake",
@@ -314,7 +314,7 @@ _AMPLITUDE_AT = {"gentle": 0.1, "": 0.7, "wild": 1.0}
 
 def requested_components(words: tuple[str, ...] | list[str], amplitude: str = "", speed: str = "",
                          num_frames: int = 8, fps: float = 8.0) -> list[Component]:
-    """The components a prompt asks for (data/motionwords.prompt_request): one per motion word (two at
+    """The components a prompt asks for (motion/words.prompt_request): one per motion word (two at
     most, 'still' and unknown words skipped), amplitude from the adverb, cycles per loop from the speed
     (about 1 Hz, 0.5 Hz slowly, 2 Hz quickly; whole cycles, so the loop stays seamless). Each is relative
     to its rest pose, so phase 0 is the sticker itself."""
@@ -370,7 +370,7 @@ def motion_envelope(comps: list[Component], alpha: np.ndarray, num_frames: int) 
     canvas (beyond [0, 1] where it would leave it); alpha (H, W) in [0, 1], small (64 px is plenty)."""
     h, w = alpha.shape
     box = alpha_box(alpha, 0.03 * float(alpha.max()))
-    wide = Room(1.0, 0.25, 0.25)  # a canvas twice as large with the sticker's canvas in its middle
+    wide = DrawnAt(1.0, 0.25, 0.25)  # a canvas twice as large with the sticker's canvas in its middle
     union = np.zeros((2 * h, 2 * w), np.float32)
     for t in range(num_frames):
         xs, ys = source_coords(comps, 2 * math.pi * t / num_frames, box, (2 * h, 2 * w), wide)
@@ -389,13 +389,13 @@ def motion_envelope(comps: list[Component], alpha: np.ndarray, num_frames: int) 
     return tuple(float(v) for v in reach / np.array([w, h, w, h]))
 
 
-def room_for(envelope: tuple[float, ...]) -> Room:
+def drawn_for(envelope: tuple[float, ...]) -> DrawnAt:
     """The largest drawing of the sticker (scale <= 1) that keeps the motion's envelope on the canvas: scaled
     about the envelope's centre, then shifted the least that brings it inside (a bounce stands on the floor).
-    Room() when the envelope is on the canvas already."""
+    DrawnAt() when the envelope is on the canvas already."""
     left, top, right, bottom = envelope
     if left >= 0 and top >= 0 and right <= 1 and bottom <= 1:
-        return Room()
+        return DrawnAt()
     scale = min(1.0, 1.0 / (right - left), 1.0 / (bottom - top))
     offsets = []
     for lo, hi in ((left, right), (top, bottom)):
@@ -403,38 +403,38 @@ def room_for(envelope: tuple[float, ...]) -> Room:
         new_lo, new_hi = mid + scale * (lo - mid), mid + scale * (hi - mid)
         shift = max(0.0, -new_lo) + min(0.0, 1.0 - new_hi)
         offsets.append((1 - scale) * mid + shift)
-    return Room(float(scale), float(offsets[0]), float(offsets[1]))
+    return DrawnAt(float(scale), float(offsets[0]), float(offsets[1]))
 
 
-def make_room(comps: list[Component], alpha: np.ndarray, num_frames: int, size: int = 64
-              ) -> tuple[list[Component], Room]:
+def shrink_to_move(comps: list[Component], alpha: np.ndarray, num_frames: int, size: int = 64
+                   ) -> tuple[list[Component], DrawnAt]:
     """The prompt's motion at its asked-for amplitude, with the sticker drawn smaller (down to MIN_ROOM_SCALE)
     so that the motion stays on the canvas; only past that do the amplitudes shrink, to the gentlest the
     training clips show (spins keep their whole turn, so a spinning sticker may still be drawn smaller)."""
     small = cv2.resize(alpha.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
     if small.max() <= 0:
-        return comps, Room()
-    room = room_for(motion_envelope(comps, small, num_frames))
+        return comps, DrawnAt()
+    drawn = drawn_for(motion_envelope(comps, small, num_frames))
     for _ in range(8):
-        if room.scale >= MIN_ROOM_SCALE:
+        if drawn.scale >= MIN_ROOM_SCALE:
             break
         comps = _gentler(comps)
-        room = room_for(motion_envelope(comps, small, num_frames))
-    return comps, room
+        drawn = drawn_for(motion_envelope(comps, small, num_frames))
+    return comps, drawn
 
 
-def move_frames(frames: np.ndarray, comps: list[Component], cond: int, room: Room = Room()) -> np.ndarray:
+def move_frames(frames: np.ndarray, comps: list[Component], cond: int, drawn: DrawnAt = DrawnAt()) -> np.ndarray:
     """Frames (T, H, W, 4) float straight RGBA in [0, 1], each moved by `comps` at its phase (frame `cond`
-    at phase 0: untouched unless `room` redraws it smaller). Bicubic resampling of premultiplied colour
+    at phase 0: untouched unless `drawn` redraws it smaller). Bicubic resampling of premultiplied colour
     (OpenCV), about the box of the conditioning frame."""
     t_len, h, w = frames.shape[:3]
     box = alpha_box(frames[cond, ..., 3], 8 / 255)
     out = np.empty_like(frames)
     for t in range(t_len):
-        if t == cond and room.identity:
+        if t == cond and drawn.identity:
             out[t] = frames[t]
             continue
-        xs, ys = source_coords(comps, 2 * math.pi * (t - cond) / t_len, box, (h, w), room)
+        xs, ys = source_coords(comps, 2 * math.pi * (t - cond) / t_len, box, (h, w), drawn)
         moved = cv2.remap(premultiply(frames[t]), xs, ys, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=0)
         out[t] = unpremultiply(np.clip(moved, 0.0, 1.0))

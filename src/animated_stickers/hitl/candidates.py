@@ -19,6 +19,8 @@ from pathlib import Path
 from ..atomic import atomic_write_text, is_partial
 from ..errors import UserError
 from ..prompts_file import PROMPTS_FILE
+from ..sampling.params import check_seeds
+from .inputs import MAX_PER_PROMPT, check_count, load_still, read_candidates_manifest, read_json_file
 
 CANDIDATE_FPS = 8.0  # 8 frames at 8 fps (paper 3.1); what eval/relevance.py assumes
 PLAN_FILE, MANIFEST_FILE, LOG_DIR = "plan.json", "manifest.json", ".log"
@@ -42,8 +44,8 @@ def plan_jobs(entries: list[dict], teachers: list[str], per_prompt: int = 6, see
     """All jobs, ordered by (teacher, repeat, prompt) so each process gets a share of every teacher."""
     if not teachers:
         raise UserError("no teachers given")
-    if per_prompt < 1:
-        raise UserError(f"--per-prompt {per_prompt}: expected at least 1")
+    check_count(per_prompt, "--per-prompt", MAX_PER_PROMPT)
+    check_seeds(seed, len(entries) * per_prompt)  # candidate k of prompt i uses seed + i * per_prompt + k
     jobs = []
     for i, e in enumerate(entries):
         stem = Path(e["image"]).stem
@@ -62,7 +64,7 @@ def _check_plan(out: Path, plan: dict) -> None:
     """A resumed run must use the same prompts, teachers and seeds as the run it continues."""
     f = out / PLAN_FILE
     if f.is_file():
-        old = json.loads(f.read_text(encoding="utf-8"))
+        old = read_json_file(f, "the plan written by `stickers hitl generate`")
         diff = sorted(k for k in plan if old.get(k) != plan[k])
         if diff:
             raise UserError(f"{out}: already holds candidates made with another {diff[0]} "
@@ -81,7 +83,7 @@ def _remove_partials(out: Path) -> int:
     return n
 
 
-def generate(prompts_dir: Path, models: dict[str, Path], out: Path, per_prompt: int = 6, seed: int = 0,
+def make_candidates(prompts_dir: Path, models: dict[str, Path], out: Path, per_prompt: int = 6, seed: int = 0,
              steps: int | None = None, progress: bool = True, prompt_motion: bool | None = None) -> dict:
     """Make this process's share of the candidates (skipping finished ones); returns a summary.
 
@@ -91,7 +93,7 @@ def generate(prompts_dir: Path, models: dict[str, Path], out: Path, per_prompt: 
 
     from .prompts import read_prompt_set
 
-    entries = read_prompt_set(prompts_dir)
+    entries = read_prompt_set(prompts_dir, check_images=True)
     teachers = sorted(models)
     jobs = plan_jobs(entries, teachers, per_prompt, seed)
     # On CPU, Accelerate only joins the launched processes (gloo) when told it runs on the CPU.
@@ -134,7 +136,6 @@ def _run(todo: list[Job], entries: list[dict], prompts_dir: Path, models: dict[s
          prompt_motion: bool | None = None) -> int:
     """Generate `todo`, one teacher loaded at a time; one line per candidate in the rank's log."""
     import torch
-    from PIL import Image
     from tqdm import tqdm
 
     from ..export.formats import write_animation
@@ -150,8 +151,7 @@ def _run(todo: list[Job], entries: list[dict], prompts_dir: Path, models: dict[s
             pipe = AnimatePipeline.from_dir(models[teacher])
             for job in (j for j in todo if j.teacher == teacher):
                 entry = entries[job.prompt_index]
-                with Image.open(prompts_dir / entry["image"]) as im:
-                    still = im.convert("RGBA")
+                still = load_still(prompts_dir / entry["image"], f"'{prompts_dir / PROMPTS_FILE}'")
                 params = with_overrides(pipe.model.sampling, seed=job.seed, steps=steps, prompt_motion=prompt_motion)
                 t0 = time.perf_counter()
                 frames = pipe.animate([still], [entry["prompt"]], params)[0]
@@ -174,11 +174,11 @@ def write_manifest(out: Path, jobs: list[Job], plan: dict) -> dict:
 
 
 def read_manifest(out: Path) -> dict:
-    """The manifest of a finished `generate` (UserError when missing)."""
+    """The manifest of a finished `make_candidates` (UserError when missing)."""
     f = out / MANIFEST_FILE
     if not f.is_file():
         raise UserError(f"--candidates {out}: no {MANIFEST_FILE}; run `stickers hitl generate` to the end first")
-    return json.loads(f.read_text(encoding="utf-8"))
+    return read_candidates_manifest(f)
 
 
 def teacher_of(folder_or_model: str) -> str:

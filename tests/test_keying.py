@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from animated_stickers.data.keying import detect_background, ensure_alpha, has_alpha, key_background
+from animated_stickers.keying import detect_background, ensure_alpha, has_alpha, key_background
 
 
 def disc_on(bg, size=48, frames=4):

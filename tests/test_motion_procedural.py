@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from animated_stickers.data.motion import frame_difference_score
-from animated_stickers.data.procedural import MOTIONS, animate_still, motion_caption, pick_motions
+from animated_stickers.motion.procedural import MOTIONS, animate_still, motion_caption, pick_motions
 
 
 def still(size=40):

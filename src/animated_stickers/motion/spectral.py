@@ -1,0 +1,150 @@
+"""The motion target as a spectral volume (Generative Image Dynamics, Li et al., CVPR 2024, section 3).
+
+A looping motion is a per-pixel displacement D(x, phi) over the loop phase phi in [0, 1). Here D is the
+*backward* flow of the project's warp render (flow.py `flows_to_frame`, `warp_along`): frame phi at x
+looks like the conditioning still at x + D(x, phi). Over one loop D is periodic, so its temporal Fourier
+series describes it; a bounce, a sway or a wave lives in the lowest few harmonics (GID's ablation: K = 4
+is close to K = 16). The spectral volume keeps harmonics 1..K:
+
+    C_k(x) = 1/N * sum_t D(x, t/N) * exp(-2 pi i k t/N)        (phases measured from the still, t = 0)
+    volume (4K, h, w), channel 4(k-1) + [0, 1, 2, 3] = [Re C_k.x, Im C_k.x, Re C_k.y, Im C_k.y]
+
+in *canvas units* (a displacement of 1 is the canvas width for x, its height for y), so a volume does
+not depend on the grid it was measured on. The DC term is not stored: it is fixed by the rule that the
+still does not move, D(x, 0) = 0, which the inverse applies exactly:
+
+    D(x, phi) = sum_k 2 Re(C_k(x) (exp(2 pi i k phi) - 1))
+
+so one volume renders any number of frames T (phi = (t - cond) / T; frame `cond`, 0 by default, is
+exactly zero) and the loop closes by construction (phi and phi + 1 are the same frame).
+
+Normalisation (what a network sees; `normalise` / `denormalise`): GID's frequency-adaptive scaling.
+Each harmonic k is divided by its own scale s_k (by default a high quantile of |coefficient| over the
+training data, `fit_scales`), then a sign-preserving power gamma (0.5) spreads the heavy-tailed
+amplitudes: z = sign(c) |c / s_k| ** gamma. Higher harmonics are smaller, so without s_k a model's
+error would be dominated by the first; the power keeps the many near-still pixels from being all zeros
+to the network while small errors near zero map back to tiny motions (|z| ** 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..flow import DEFAULT_PRESET, flows_to_frame
+
+HARMONICS = 4  # K: GID's choice
+LOOP_FRAMES = 16  # frames evenly over one loop that the target is measured from (Nyquist: 8 harmonics)
+SIZE = 64  # px: the grid of the stored target
+GAMMA = 0.5  # the sign-preserving power of `normalise`
+# Per-harmonic scales (canvas units) when none were fitted: the 0.97 quantile of |coefficient| over 512
+# stored phases of the Fluent training clips (2026-12-07, `fit_scales`; a model keeps its own in its config).
+DEFAULT_SCALES = (0.0168, 0.0108, 0.0076, 0.0058)
+
+
+def channels(harmonics: int = HARMONICS) -> int:
+    """Channels of a spectral volume with `harmonics` harmonics: 4 per harmonic (Re/Im of x and y)."""
+    return 4 * harmonics
+
+
+def spectral_volume(flows: np.ndarray, harmonics: int = HARMONICS, cond: int = 0) -> np.ndarray:
+    """Flows (N, h, w, 2) in pixels over one loop (frame t at phase t / N; frame `cond` is the still) ->
+    the spectral volume (4K, h, w) float32 in canvas units, phases measured from frame `cond`."""
+    n, h, w, _ = flows.shape
+    if not 1 <= harmonics <= n // 2:
+        raise ValueError(f"harmonics={harmonics}: expected 1 to {n // 2} for {n} loop frames")
+    d = flows.astype(np.float64) / np.array([w, h], np.float64)  # (N, h, w, 2) canvas units
+    d = np.roll(d, -cond, axis=0)  # the still at t = 0
+    coef = np.fft.fft(d, axis=0)[1:harmonics + 1] / n  # (K, h, w, 2) complex
+    parts = np.stack([coef[..., 0].real, coef[..., 0].imag, coef[..., 1].real, coef[..., 1].imag], axis=1)
+    return parts.reshape(4 * harmonics, h, w).astype(np.float32)  # (K, 4, h, w) -> (4K, h, w)
+
+
+def _complex(volume: np.ndarray) -> np.ndarray:
+    """(4K, h, w) -> (K, h, w, 2) complex128: C_k for x and y."""
+    c, h, w = volume.shape
+    if c % 4:
+        raise ValueError(f"spectral volume with {c} channels: expected 4 per harmonic")
+    v = volume.astype(np.float64).reshape(c // 4, 4, h, w)
+    return np.stack([v[:, 0] + 1j * v[:, 1], v[:, 2] + 1j * v[:, 3]], axis=-1)
+
+
+def render_flows(volume: np.ndarray, num_frames: int, cond: int = 0, size: tuple[int, int] | None = None
+                 ) -> np.ndarray:
+    """A spectral volume (4K, h, w) -> flows (T, h', w', 2) float32 in pixels of the (h', w') grid (default
+    the volume's own), for any frame count T; frame `cond` is exactly zero and frame T would be frame 0."""
+    if num_frames < 1 or not 0 <= cond < num_frames:
+        raise ValueError(f"num_frames={num_frames}, cond={cond}: expected T >= 1 and 0 <= cond < T")
+    coef = _complex(volume)  # (K, h, w, 2)
+    k = np.arange(1, coef.shape[0] + 1)
+    phi = (np.arange(num_frames) - cond) / num_frames  # (T,)
+    angle = 2 * np.pi * np.outer(phi, k)  # (T, K)
+    basis = (np.cos(angle) - 1) + 1j * np.sin(angle)  # exp(2 pi i k phi) - 1: exactly 0 at phi = 0
+    d = 2 * np.einsum("tk,khwc->thwc", basis, coef).real  # (T, h, w, 2) canvas units
+    h, w = volume.shape[1:] if size is None else size
+    if (h, w) != volume.shape[1:]:
+        import cv2  # noqa: PLC0415 (only when resampling)
+
+        d = np.stack([cv2.resize(f.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) for f in d])
+    return (d * np.array([w, h])).astype(np.float32)
+
+
+def volume_from_frames(frames: np.ndarray, cond: int = 0, harmonics: int = HARMONICS,
+                       preset: str = DEFAULT_PRESET) -> np.ndarray:
+    """Premultiplied frames (N, h, w, 4) over one loop -> the spectral volume of their motion relative to
+    frame `cond` (DIS flow from every frame to it, flow.py)."""
+    return spectral_volume(flows_to_frame(frames, cond, preset), harmonics, cond)
+
+
+def flip_volume(volume: np.ndarray) -> np.ndarray:
+    """The volume of the horizontally mirrored clip: mirror the grid and negate the x components."""
+    out = volume[..., ::-1].copy()
+    out.reshape(-1, 4, *volume.shape[1:])[:, :2] *= -1  # Re/Im of C_k.x
+    return out
+
+
+def harmonic_scales(scales: Sequence[float], harmonics: int) -> np.ndarray:
+    """(4K, 1, 1) per-channel scales from per-harmonic ones (the last one repeats for extra harmonics)."""
+    s = [float(scales[min(k, len(scales) - 1)]) for k in range(harmonics)]
+    if min(s) <= 0:
+        raise ValueError(f"spectral scales {s}: expected positive numbers")
+    return np.repeat(np.array(s, np.float32), 4)[:, None, None]
+
+
+def normalise(volume, scales: Sequence[float] = DEFAULT_SCALES, gamma: float = GAMMA):
+    """Canvas-unit volume (4K, h, w) (numpy or torch, any leading batch dims) -> the network's space:
+    sign(c) |c / s_k| ** gamma."""
+    s = harmonic_scales(scales, volume.shape[-3] // 4)
+    if not isinstance(volume, np.ndarray):
+        s = _like(s, volume)
+    x = volume / s
+    return x.sign() * x.abs() ** gamma if not isinstance(x, np.ndarray) else np.sign(x) * np.abs(x) ** gamma
+
+
+def denormalise(z, scales: Sequence[float] = DEFAULT_SCALES, gamma: float = GAMMA):
+    """The inverse of `normalise`: sign(z) |z| ** (1 / gamma) * s_k."""
+    s = harmonic_scales(scales, z.shape[-3] // 4)
+    if not isinstance(z, np.ndarray):
+        s = _like(s, z)
+        return z.sign() * z.abs() ** (1 / gamma) * s
+    return np.sign(z) * np.abs(z) ** (1 / gamma) * s
+
+
+def _like(a: np.ndarray, t):
+    import torch  # noqa: PLC0415 (numpy callers never import torch)
+
+    return torch.as_tensor(a, dtype=t.dtype, device=t.device)
+
+
+def fit_scales(volumes: Sequence[np.ndarray], quantile: float = 0.97, floor: float = 1e-4) -> list[float]:
+    """Per-harmonic scales: the `quantile` of |Re|, |Im| of x and y over all pixels of `volumes` (4K, h, w)."""
+    stacked = np.concatenate([np.abs(v).reshape(v.shape[0] // 4, -1) for v in volumes], axis=1)  # (K, 4*h*w*N)
+    return [max(float(np.quantile(row, quantile)), floor) for row in stacked]
+
+
+def motion_amplitude(volume: np.ndarray) -> np.ndarray:
+    """(h, w) RMS displacement over the loop about its mean, in canvas units: sqrt(2 sum_k |C_k|^2) over x and
+    y (Parseval), a cheap map of where things move."""
+    coef = _complex(volume)
+    return np.sqrt(2 * (np.abs(coef) ** 2).sum(axis=(0, 3))).astype(np.float32)

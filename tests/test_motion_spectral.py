@@ -1,0 +1,118 @@
+"""The spectral volume (motion/spectral.py): round trip, the still's zero, periodicity, any frame count."""
+
+import numpy as np
+import pytest
+
+from animated_stickers.motion import spectral
+from animated_stickers.rgba import premultiply
+
+
+def _loop_flows(n: int, h: int = 12, w: int = 16, harmonics: int = 3, cond: int = 0, seed: int = 0) -> np.ndarray:
+    """Procedural per-pixel flows (n, h, w, 2) with only harmonics 1..`harmonics`, zero at frame `cond`."""
+    rng = np.random.default_rng(seed)
+    t = (np.arange(n) - cond) / n
+    out = np.zeros((n, h, w, 2))
+    for k in range(1, harmonics + 1):
+        a, b = rng.normal(size=(2, h, w, 2)) * 3 / k
+        c, s = (np.cos(2 * np.pi * k * t) - 1)[:, None, None, None], np.sin(2 * np.pi * k * t)[:, None, None, None]
+        out += a * c + b * s
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("cond", [0, 5])
+def test_round_trip_of_band_limited_flows(cond):
+    flows = _loop_flows(16, harmonics=3, cond=cond)
+    vol = spectral.spectral_volume(flows, harmonics=4, cond=cond)
+    assert vol.shape == (16, 12, 16) and vol.dtype == np.float32
+    back = spectral.render_flows(vol, 16, cond=cond)
+    np.testing.assert_allclose(back, flows, atol=2e-5)
+
+
+def test_truncation_keeps_the_lowest_harmonics_only():
+    flows = _loop_flows(16, harmonics=6, seed=1)
+    low = _loop_flows(16, harmonics=6, seed=1)
+    vol = spectral.spectral_volume(flows, harmonics=2)
+    # The same flows low-passed by the project's loop_smooth (real FFT) agree with the render.
+    from animated_stickers.flow import loop_smooth
+
+    np.testing.assert_allclose(spectral.render_flows(vol, 16), loop_smooth(low, 0, 2), atol=2e-5)
+
+
+@pytest.mark.parametrize("frames", [8, 24, 48, 90])
+def test_any_frame_count_zero_at_the_still_and_periodic(frames):
+    vol = spectral.spectral_volume(_loop_flows(16, seed=2), harmonics=4)
+    out = spectral.render_flows(vol, frames)
+    assert out.shape == (frames, 12, 16, 2)
+    assert not out[0].any()  # exactly zero, not nearly
+    # The same field sampled at 16 and at `frames` agrees where the phases coincide (the loop is one field).
+    ref = spectral.render_flows(vol, 16)
+    for t in range(frames):
+        if (t * 16) % frames == 0:
+            np.testing.assert_allclose(out[t], ref[t * 16 // frames], atol=1e-4)
+    # Periodic: frame T (one loop on) is frame 0, i.e. the step T-1 -> 0 is as small as the others.
+    twice = spectral.render_flows(vol, 2 * frames)
+    np.testing.assert_allclose(twice[::2], out, atol=1e-4)
+    steps = np.abs(np.diff(np.concatenate([out, out[:1]]), axis=0)).max(axis=(1, 2, 3))
+    assert steps[-1] <= steps.max() + 1e-6
+
+
+def test_conditioning_frame_anywhere_is_exactly_zero():
+    vol = spectral.spectral_volume(_loop_flows(16, seed=3), harmonics=4)
+    out = spectral.render_flows(vol, 30, cond=7)
+    assert not out[7].any() and out[6].any()
+    # Rolling the still to frame 7 is the same loop shifted.
+    np.testing.assert_allclose(np.roll(spectral.render_flows(vol, 30), 7, axis=0), out, atol=1e-5)
+
+
+def test_canvas_units_and_resampling():
+    flows = _loop_flows(16, h=16, w=16, seed=4)
+    flows[:] = flows.mean(axis=(1, 2), keepdims=True)  # one displacement per frame, the same everywhere
+    vol = spectral.spectral_volume(flows)
+    big = spectral.render_flows(vol, 16, size=(32, 32))
+    assert big.shape == (16, 32, 32, 2)
+    # Pixels scale with the grid: a displacement of 1/16 of the canvas is 1 px at 16 px and 2 px at 32 px.
+    np.testing.assert_allclose(big, 2 * flows[:, :1, :1].repeat(32, 1).repeat(32, 2), atol=1e-4)
+
+
+def test_flip_mirrors_the_motion():
+    flows = _loop_flows(16, seed=5)
+    mirrored = flows[:, :, ::-1].copy()
+    mirrored[..., 0] *= -1
+    np.testing.assert_allclose(spectral.flip_volume(spectral.spectral_volume(flows)),
+                               spectral.spectral_volume(mirrored), atol=1e-6)
+    vol = spectral.spectral_volume(flows)
+    np.testing.assert_array_equal(spectral.flip_volume(spectral.flip_volume(vol)), vol)
+
+
+def test_normalise_round_trip_numpy_and_torch():
+    import torch
+
+    vol = spectral.spectral_volume(_loop_flows(16, seed=6))
+    scales = spectral.fit_scales([vol])
+    assert len(scales) == 4 and all(s > 0 for s in scales)
+    z = spectral.normalise(vol, scales)
+    assert np.quantile(np.abs(z), 0.97) == pytest.approx(1.0, abs=0.05)  # the quantile maps to 1
+    np.testing.assert_allclose(spectral.denormalise(z, scales), vol, rtol=1e-4, atol=1e-7)
+    zt = spectral.normalise(torch.from_numpy(vol)[None], scales)
+    np.testing.assert_allclose(zt[0].numpy(), z, atol=1e-5)
+    np.testing.assert_allclose(spectral.denormalise(zt, scales)[0].numpy(), vol, rtol=1e-4, atol=1e-7)
+
+
+def test_volume_of_a_moving_disc_from_dis_flow():
+    """Measured on frames with OpenCV DIS (flow.py), as data prepare does: a disc bobbing up and down."""
+    n, s = 16, 64
+    yy, xx = np.mgrid[:s, :s]
+    frames = []
+    for t in range(n):
+        cy = 32 + 4 * np.sin(2 * np.pi * t / n)
+        a = ((yy - cy) ** 2 + (xx - 32) ** 2 < 12 ** 2).astype(np.float32)
+        rgb = np.stack([a * (0.3 + 0.5 * xx / s), a * 0.6, a * (yy / s)], -1)
+        frames.append(np.concatenate([rgb, a[..., None]], -1))
+    pm = premultiply(np.stack(frames).astype(np.float32))
+    vol = spectral.volume_from_frames(pm, cond=0)
+    amp = spectral.motion_amplitude(vol)
+    assert amp[32, 32] > 2 * amp[2, 2]  # the disc moves, the far corner hardly
+    flows = spectral.render_flows(vol, 16)
+    # Frame 4 (a quarter loop): the disc is 4 px lower, so frame 4 at x looks like the still at x - (0, 4).
+    assert flows[4, 32, 32, 1] == pytest.approx(-4, abs=1.0)
+    assert abs(flows[4, 32, 32, 0]) < 1.0
