@@ -119,6 +119,19 @@ def test_the_motion_loader_yields_still_caption_volume_with_flips(prepared):
     np.testing.assert_array_equal(pair[True]["volume"].numpy(), spectral.flip_volume(vol))
 
 
+def test_the_motion_loader_applies_the_canonical_phase(prepared):
+    def examples(canonical):
+        return list(StickerMotion(MotionLoaderConfig(str(prepared / "motion"), resolution=32, seed=2, epochs=2,
+                                                     canonical_phase=canonical)))
+
+    plain, canon = examples(False), examples(True)
+    assert [(e["key"], e["phase"], e["flip"]) for e in plain] == [(e["key"], e["phase"], e["flip"]) for e in canon]
+    for p, c in zip(plain, canon):
+        torch.testing.assert_close(p["still"], c["still"])
+        np.testing.assert_allclose(c["volume"].numpy(), spectral.canonical_phase(p["volume"].numpy()), atol=1e-7)
+    assert any(np.abs(p["volume"].numpy() - c["volume"].numpy()).max() > 1e-4 for p, c in zip(plain, canon))
+
+
 def test_rotation_and_scale_turn_the_motion_with_the_still():
     from animated_stickers.data.motion_loader import rotate_scale
     from animated_stickers.rgba import premultiply
@@ -228,6 +241,8 @@ def test_motion_stage_trains_resumes_exactly_and_writes_a_model(prepared, tmp_pa
     assert done and straight
     a, b = load_motion_model(done[0]), load_motion_model(straight[0])
     assert to_dict(a.cfg) == to_dict(b.cfg) and a.cfg.size == 16 and a.cfg.still_size == 32
+    assert a.cfg.canonical_phase  # the recipe's canonical targets, recorded for sampling
+    assert json.loads((done[0] / "config.json").read_text())["config"]["canonical_phase"] is True
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
     rows = [json.loads(line) for line in (tmp_path / "b" / "motion" / "metrics.jsonl").read_text().splitlines()]

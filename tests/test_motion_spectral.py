@@ -116,3 +116,50 @@ def test_volume_of_a_moving_disc_from_dis_flow():
     # Frame 4 (a quarter loop): the disc is 4 px lower, so frame 4 at x looks like the still at x - (0, 4).
     assert flows[4, 32, 32, 1] == pytest.approx(-4, abs=1.0)
     assert abs(flows[4, 32, 32, 0]) < 1.0
+
+
+def _pulse(h: int = 16, w: int = 16) -> np.ndarray:
+    """A volume of a pure radial pulse (opposite sides move oppositely: a uniform sum of C_1 is 0)."""
+    py, px = np.meshgrid(np.arange(h) - (h - 1) / 2, np.arange(w) - (w - 1) / 2, indexing="ij")
+    vol = np.zeros((16, h, w), np.float32)
+    vol[0], vol[1], vol[2], vol[3] = 0.01 * px, 0.02 * px, 0.01 * py, 0.02 * py  # C_1 = (1 + 2i) 0.01 p
+    vol[4], vol[6] = 0.003 * px, -0.003 * py  # a little second harmonic
+    return vol
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_canonical_phase_is_invariant_to_a_loop_shift(seed):
+    rng = np.random.default_rng(seed)
+    vols = [rng.normal(size=(16, 12, 16)).astype(np.float32) * 0.01, _pulse()]
+    for vol in vols:
+        canon = spectral.canonical_phase(vol)
+        assert np.abs(canon - vol).max() > 1e-4  # it did turn the volume
+        for delta in rng.uniform(0, 1, 4):  # a shift by delta: C_k exp(2 pi i k delta)
+            shifted = spectral.rotate_phase(vol, -2 * np.pi * delta)
+            np.testing.assert_allclose(spectral.canonical_phase(shifted), canon, atol=1e-6)
+        assert abs(np.angle(np.exp(1j * spectral.canonical_angle(canon)))) < 1e-5  # canonical is a fixed point
+    zero = np.zeros((16, 8, 8), np.float32)
+    np.testing.assert_array_equal(spectral.canonical_phase(zero), zero)
+
+
+def test_canonical_phase_of_the_same_loop_measured_from_another_frame():
+    # The same loop measured relative to frame 0 and to frame 5 (its flows minus frame 5's): different
+    # volumes (phases), one canonical volume.
+    flows = _loop_flows(16, harmonics=3, cond=0, seed=4)
+    v0 = spectral.spectral_volume(flows, harmonics=4, cond=0)
+    v5 = spectral.spectral_volume(flows - flows[5], harmonics=4, cond=5)
+    assert np.abs(v0 - v5).max() > 1e-3
+    np.testing.assert_allclose(spectral.rotate_phase(v0, -2 * np.pi * 5 / 16), v5, atol=1e-6)
+    np.testing.assert_allclose(spectral.canonical_phase(v5), spectral.canonical_phase(v0), atol=1e-6)
+
+
+@pytest.mark.parametrize("frames", [8, 24])
+def test_a_canonical_volume_renders_the_still_exactly_at_frame_zero(frames):
+    vol = spectral.canonical_phase(spectral.spectral_volume(_loop_flows(16, seed=2), harmonics=4))
+    flows = spectral.render_flows(vol, frames)
+    assert np.all(flows[0] == 0)  # the still, exactly
+    assert np.abs(flows[1:]).max() > 0.1
+    # The same loop as before, started at the canonical phase: the motion's amplitude map is unchanged.
+    np.testing.assert_allclose(spectral.motion_amplitude(vol),
+                               spectral.motion_amplitude(spectral.spectral_volume(_loop_flows(16, seed=2))),
+                               rtol=1e-5, atol=1e-7)

@@ -8,11 +8,15 @@ frame from the clip's own bytes as the still (fitted on a transparent square exa
 frames, so both line up at any resolution), mirrors both at random (the flow's x component too), rotates
 and scales both a little at random (`rotate_scale`: the field is resampled and its vectors turned and
 scaled with it), words a caption (data/captions.py motion_model_caption) and draws the CFG dropout (the
-loader's `draw_dropout`). Every choice comes from one `random.Random`, so a seed fixes the data;
-training/motion_task.py caches the decoded stills and calls the same rules (one data path).
+loader's `draw_dropout`). With `canonical_phase` (the motion-tiny recipe's choice) the augmented volume
+is then turned to its canonical loop phase (motion/spectral.py `canonical_phase`: the stored phase of the
+still no longer shows in the target; the shards keep the measured phases). Every choice comes from one
+`random.Random`, so a seed fixes the data; training/motion_task.py caches the decoded stills and calls the
+same rules (one data path).
 
 An example (`make_motion_example`) is a dict:
     still (4, S, S) float32 straight RGBA in [0, 1]     volume (4K, s, s) float32 canvas units
+    (canonical phase when cfg.canonical_phase)
     prompt str ("" when the text is dropped), caption str, drop_text / drop_image bool, flip bool,
     phase int (the conditioning loop position), key, source, split str
 """
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..motion.spectral import flip_volume
+from ..motion.spectral import canonical_phase, flip_volume
 from ..rgba import fit_pad_frames
 from .animation import AnimationReadError, decode_animation
 from .captions import motion_model_caption
@@ -47,6 +51,7 @@ class MotionLoaderConfig:
     p_drop_text: float = DROPOUT
     p_drop_image: float = DROPOUT
     p_drop_both: float = DROPOUT
+    canonical_phase: bool = False  # turn each volume to its canonical loop phase (motion/spectral.py)
     split: str | None = "train"
     sources: tuple[str, ...] | None = None
     shuffle_buffer: int = 64
@@ -122,10 +127,14 @@ def rotate_scale(still: np.ndarray, volume: np.ndarray, angle: float, scale: flo
     return still, np.ascontiguousarray(v.reshape(volume.shape).astype(np.float32))
 
 
-def augment(still: np.ndarray, volume: np.ndarray, plan: MotionPlan) -> tuple[np.ndarray, np.ndarray]:
-    """A plan's mirror, then its rotation and scale, applied to still and volume together."""
+def augment(still: np.ndarray, volume: np.ndarray, plan: MotionPlan, canonical: bool = False
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """A plan's mirror, then its rotation and scale, applied to still and volume together; with `canonical`
+    the result's volume is then turned to its canonical loop phase (after the augmentation, so the target is
+    canonical for the field the network sees)."""
     still, volume = mirror(still, volume, plan.flip)
-    return rotate_scale(still, volume, plan.angle, plan.scale)
+    still, volume = rotate_scale(still, volume, plan.angle, plan.scale)
+    return (still, canonical_phase(volume)) if canonical else (still, volume)
 
 
 def make_motion_example(meta: dict, data: bytes, spectral: bytes, cfg: MotionLoaderConfig,
@@ -137,7 +146,7 @@ def make_motion_example(meta: dict, data: bytes, spectral: bytes, cfg: MotionLoa
     still = phase_stills({**meta, "spectral": {**meta["spectral"],
                                                "still_steps": [meta["spectral"]["still_steps"][plan.slot]]}},
                          data, cfg.resolution)[0]
-    still, volume = augment(still, volume, plan)
+    still, volume = augment(still, volume, plan, cfg.canonical_phase)
     return {"still": torch.from_numpy(still).permute(2, 0, 1).float().div_(255.0),  # (S,S,4) -> (4,S,S)
             "volume": torch.from_numpy(np.ascontiguousarray(volume)),
             "prompt": "" if plan.drop_text else plan.caption, "caption": plan.caption,

@@ -57,6 +57,10 @@ class MotionConfig:
     # motion/spectral.py normalise(): per-harmonic scales (canvas units) and the power
     scales: tuple[float, ...] = DEFAULT_SCALES
     gamma: float = GAMMA
+    # Trained on canonical-phase volumes (motion/spectral.py canonical_phase): a sampled volume's loop starts
+    # at the canonical phase, not at the still's own (rendering is the same; frame `cond` is the still).
+    # False (configs written before it): the still's measured phase.
+    canonical_phase: bool = False
 
     @property
     def channels(self) -> int:

@@ -24,6 +24,15 @@ training data, `fit_scales`), then a sign-preserving power gamma (0.5) spreads t
 amplitudes: z = sign(c) |c / s_k| ** gamma. Higher harmonics are smaller, so without s_k a model's
 error would be dominated by the first; the power keeps the many near-still pixels from being all zeros
 to the network while small errors near zero map back to tiny motions (|z| ** 2).
+
+Canonical phase (`canonical_phase`; training targets, issue 28): which loop position the still was taken
+at is arbitrary, and moving it by delta multiplies C_k by exp(2 pi i k delta), so the same still has
+targets of every phase and the MSE-optimal prediction is ~0. The canonical volume turns every harmonic k
+by exp(-i k psi), psi fixed by the volume itself so that any shifted copy maps to the same volume (unique
+mod 2 pi: harmonic 1 turns once per loop). It is applied to canvas units, before `normalise` (the signed
+power acts on Re and Im separately and does not commute with a rotation). A canonical volume renders like
+any other (`render_flows`: frame `cond` exactly zero) but the loop then starts at the canonical phase, not
+at the clip's: the still is placed where the weighted first-harmonic displacement crosses zero, rising.
 """
 
 from __future__ import annotations
@@ -95,6 +104,44 @@ def volume_from_frames(frames: np.ndarray, cond: int = 0, harmonics: int = HARMO
     """Premultiplied frames (N, h, w, 4) over one loop -> the spectral volume of their motion relative to
     frame `cond` (DIS flow from every frame to it, flow.py)."""
     return spectral_volume(flows_to_frame(frames, cond, preset), harmonics, cond)
+
+
+# Pixel weights of `canonical_phase`'s linear functional, per axis, in canvas coordinates p about the centre:
+# g_x = 1 + p_x - p_y / 2, g_y = 1 + p_x + p_y / 2. Uniform weights alone cancel for a pulse (opposite sides
+# move oppositely); these are non-zero against each of translation x and y, scale, rotation and both shears.
+CANONICAL_WEIGHTS = ((1.0, 1.0, -0.5), (1.0, 1.0, 0.5))  # (1, p_x, p_y) coefficients of g_x and g_y
+
+
+def canonical_angle(volume: np.ndarray) -> float:
+    """psi (radians) of `canonical_phase`: the angle of L = sum over pixels of a(x) (g_x C_1.x + g_y C_1.y),
+    a(x) = |C_1(x)| (amplitude weight), plus pi / 2. A loop shift by delta adds 2 pi delta to it exactly;
+    0 for a volume without first-harmonic motion."""
+    c1 = _complex(volume)[0]  # (h, w, 2)
+    h, w = c1.shape[:2]
+    py, px = np.meshgrid((np.arange(h) + 0.5) / h - 0.5, (np.arange(w) + 0.5) / w - 0.5, indexing="ij")
+    g = [a + b * px + c * py for a, b, c in CANONICAL_WEIGHTS]
+    amp = np.sqrt((np.abs(c1) ** 2).sum(-1))
+    total = (amp * (g[0] * c1[..., 0] + g[1] * c1[..., 1])).sum()
+    if not abs(total) > 1e-9 * float((amp * amp).sum()):  # no first harmonic (or not finite): leave as is
+        return 0.0
+    return float(np.angle(total) + np.pi / 2)
+
+
+def rotate_phase(volume: np.ndarray, psi: float) -> np.ndarray:
+    """Harmonic k of a canvas-unit volume (4K, h, w) times exp(-i k psi): the same loop started psi / 2 pi
+    of a loop later (a loop shift by delta is rotate_phase(v, -2 pi delta))."""
+    coef = _complex(volume)  # (K, h, w, 2)
+    k = np.arange(1, coef.shape[0] + 1)
+    coef = coef * np.exp(-1j * k * psi)[:, None, None, None]
+    parts = np.stack([coef[..., 0].real, coef[..., 0].imag, coef[..., 1].real, coef[..., 1].imag], axis=1)
+    return parts.reshape(volume.shape).astype(np.float32)
+
+
+def canonical_phase(volume: np.ndarray) -> np.ndarray:
+    """The canonical-phase copy of a canvas-unit (not normalised) volume (4K, h, w): every harmonic k turned
+    by exp(-i k psi), psi = `canonical_angle`, so canonical_phase(rotate_phase(v, d)) == canonical_phase(v)
+    for any d. Afterwards the weighted first-harmonic sum is -i |L|: the loop starts at its zero crossing."""
+    return rotate_phase(volume, canonical_angle(volume))
 
 
 def flip_volume(volume: np.ndarray) -> np.ndarray:

@@ -3,7 +3,10 @@
 still + prompt -> the network's spectral volume (diffusion/motion.py, DDIM with IP2P guidance) -> flows at
 any frame count (motion/spectral.py render_flows; the still is exactly frame `cond`) -> the full-size
 sticker moved along them (flow.py warp_along, the warp render's own step): every pixel is the sticker's
-and the loop closes by construction. The prompt reaches the motion only through the text encoder.
+and the loop closes by construction. A model with `canonical_phase` in its config (trained on
+canonical-phase volumes, motion/spectral.py) samples volumes whose loop starts at the canonical phase: the
+still is frame `cond` all the same, placed where the weighted first-harmonic motion crosses zero. The
+prompt reaches the motion only through the text encoder.
 """
 
 from __future__ import annotations

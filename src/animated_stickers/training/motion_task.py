@@ -6,7 +6,9 @@ what is expensive (each stored phase's still, decoded and fitted; the volumes) i
 safetensors + JSON. `MotionTask` is a task for training/loop.py's `train_stage`, so the stage has the
 loop's Accelerate engines, EMA, exact resume and safetensors + JSON checkpoints. Objective: v (or eps)
 on the normalised volume (motion/spectral.py `normalise`, scales fitted on the bank's volumes and kept in
-the run's motion_config.json), IP2P conditioning and CFG dropout (paper 2.1).
+the run's motion_config.json), IP2P conditioning and CFG dropout (paper 2.1). With the stage's
+`canonical_phase` each augmented volume is turned to its canonical loop phase before normalising (the bank
+keeps the measured phases); the MotionConfig records it (`canonical_phase`) for sampling.
 
 Layout: RUN/<stage>/motion_config.json (resolved config, written once), checkpoint-N/, metrics.jsonl,
 model/ (config.json + motion.safetensors, EMA weights) when the stage completes.
@@ -93,7 +95,8 @@ class MotionBank:
         meta = self.metas[i]
         plan = plan_motion_example(meta, rng, 0.5, stage.drop_text, stage.drop_image, stage.drop_both, 0.5)
         row = meta["start"] + plan.slot
-        still, vol = augment(self.stills[row].numpy(), self.volumes[row].float().numpy(), plan)
+        still, vol = augment(self.stills[row].numpy(), self.volumes[row].float().numpy(), plan,
+                             stage.canonical_phase)
         return (torch.from_numpy(np.ascontiguousarray(still)).permute(2, 0, 1).float() / 255,  # (S,S,4) -> (4,S,S)
                 torch.from_numpy(np.ascontiguousarray(vol)), plan)
 
@@ -168,7 +171,7 @@ def resolve_config(recipe: Recipe, stage: Stage, stage_dir: Path, bank: MotionBa
 def _fresh_config(recipe: Recipe, stage: Stage, bank: MotionBank) -> MotionConfig:
     idx = np.linspace(0, len(bank.volumes) - 1, min(512, len(bank.volumes))).astype(int)
     patch = {**parse_overrides(recipe.model), "still_size": stage.resolution,
-             "prediction_type": stage.prediction_type}
+             "prediction_type": stage.prediction_type, "canonical_phase": stage.canonical_phase}
     cfg = motion_config(patch)
     scales = fit_scales([bank.volumes[i].float().numpy() for i in idx])[:cfg.harmonics]
     return motion_config({**to_dict(cfg), "scales": scales})
@@ -182,6 +185,11 @@ def build_motion_stage(recipe: Recipe, stage: Stage, run_dir: Path, data: list[P
     bank = MotionBank.build(_samples(stage, data), stage.resolution, run_dir / "banks")
     start = load_motion_model(init) if init is not None else None
     cfg = resolve_config(recipe, stage, run_dir / stage.name, bank, start.cfg if start is not None else None)
+    if cfg.canonical_phase != stage.canonical_phase:
+        raise UserError(f"stage '{stage.name}': canonical_phase={stage.canonical_phase}, but the "
+                        f"{'--init model' if start is not None else 'run'}'s {CONFIG_FILE} has "
+                        f"canonical_phase={cfg.canonical_phase}: pass canonical_phase={cfg.canonical_phase} "
+                        "or start a fresh run")
     torch.manual_seed(stage.seed)  # the same fresh weights on every rank and every restart
     net = MotionNet(cfg)
     if start is not None:

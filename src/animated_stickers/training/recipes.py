@@ -56,6 +56,9 @@ class Stage:
     # distill-consistency: the student's LCMScheduler steps
     max_image_guidance: float = 8.0  # sigma_I / sigma_T drawn from [1, max] for a guidance-embedded student
     max_text_guidance: float = 4.0
+    # motion: train on canonical-phase volumes (motion/spectral.py canonical_phase; written into the model's
+    # MotionConfig so sampling knows its volumes start at the canonical phase)
+    canonical_phase: bool = False
 
 
 @dataclass
@@ -134,11 +137,13 @@ RECIPES: dict[str, dict] = {
     # loop harmonics of the flow at 64 px), a 4.7M-param UNet at 32x32 (patch 2), v-prediction with zero
     # terminal SNR. `model` holds MotionConfig overrides; `resolution` is the still's side. Needs data
     # prepared with --motion-targets. Skin-tone variants stay (one_per_emoji off): each has its own random
-    # conditioning phases, so they are extra views of the motion. 0.45 s/step at batch 8 on one thread.
+    # conditioning phases, so they are extra views of the motion. Targets are turned to a canonical loop
+    # phase (canonical_phase: the still's phase is random, so otherwise the MSE optimum is ~0).
+    # 0.45 s/step at batch 8 on one thread.
     "motion-tiny": {"name": "motion-tiny", "preset": "tiny", "stages": [
         _stage("motion", "motion", 20000, lr=3e-4, batch_size=8, resolution=128,
                data={"fluent-anim": 1.0, "procedural": 0.5, "user": 1.0}, one_per_emoji=False,
-               ema_decay=0.999, warmup=200, checkpoint_every=250, log_every=25),
+               ema_decay=0.999, warmup=200, checkpoint_every=250, log_every=25, canonical_phase=True),
     ]},
     # A 2-step smoke recipe of every stage kind at a toy size (tests and CI).
     "smoke": {"name": "smoke", "preset": "tiny",
