@@ -70,3 +70,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def run_cli(*args):
+    """`stickers ARGS...` in-process (Typer's runner), every argument as a string."""
+    from typer.testing import CliRunner
+
+    from animated_stickers.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def one_error_line(r) -> str:
+    """The single `error:` line of a failed command (exit code 2, no traceback)."""
+    assert r.exit_code == 2, r.output
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    assert "Traceback" not in r.output
+    return lines[0]

@@ -9,24 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from animated_stickers.cli import app
 from animated_stickers.eval.human.store import Store
 from animated_stickers.hitl.inputs import MAX_PER_PROMPT, MAX_PROMPTS
 from animated_stickers.models.checkpoint import save_model
-from sampling_support import sticker, tiny_model
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def one_error_line(r) -> str:
-    assert r.exit_code == 2, r.output
-    lines = [x for x in r.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
-    return lines[0]
+from sampling_support import one_error_line, sticker, tiny_model
+from sampling_support import run_cli as run
 
 
 @pytest.fixture(scope="module")

@@ -19,30 +19,17 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
-from typer.testing import CliRunner
 
-from animated_stickers.cli import app
 from animated_stickers.data.animation import AnimationReadError, decode_animation, read_animation
 from animated_stickers.io_limits import MAX_DECODE_PIXELS, MAX_WORK_SIDE
 from animated_stickers.models.checkpoint import ModelLoadError, load_model, save_model
 from animated_stickers.sampling.params import MAX_SEED
 from animated_stickers.sampling.preprocess import load_image
-from sampling_support import one_thread, sticker, tiny_model  # noqa: F401 (one_thread: autouse fixture)
+from sampling_support import one_error_line, one_thread, sticker, tiny_model  # noqa: F401 (one_thread: autouse fixture)
+from sampling_support import run_cli as run
 
 FAST = ["--steps", "2", "--guided-steps", "1", "--threads", "1"]
 
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def one_error_line(r) -> str:
-    """The single `error:` line of a failed command (exit code 2, no traceback)."""
-    assert r.exit_code == 2, r.output
-    lines = [x for x in r.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
-    assert "Traceback" not in r.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import torch
 from animated_stickers.data.motion import SPECTRAL_EXT, read_spectral
 from animated_stickers.data.motion_loader import MotionLoaderConfig, StickerMotion
 from animated_stickers.motion import spectral
+from test_motion_spectral import bobbing_disc
 from training_fixtures import make_data_root
 
 TINY = {"block_out_channels": [16, 32], "attention_blocks": [False, True], "head_dim": 8, "norm_num_groups": 4,
@@ -146,14 +147,7 @@ def test_rotation_and_scale_turn_the_motion_with_the_still():
     np.testing.assert_allclose(v2[:4, 16, 16], [0, 0, -0.05, 0], atol=1e-6)
     np.testing.assert_allclose(rotate_scale(still, vol, 0.0, 0.8)[1][:4, 16, 16], [0.04, 0, 0, 0], atol=1e-6)
     # Against DIS on turned frames: a bouncing disc turned by 30 degrees moves along the turned axis.
-    n, s = 16, 64
-    yy, xx = np.mgrid[:s, :s]
-    frames = []
-    for t in range(n):
-        cy = 32 + 5 * np.sin(2 * np.pi * t / n)
-        a = ((yy - cy) ** 2 + (xx - 32) ** 2 < 11 ** 2).astype(np.float32)
-        frames.append(np.concatenate([np.stack([a * xx / s, a * 0.5, a * yy / s], -1), a[..., None]], -1))
-    frames = (np.stack(frames) * 255).astype(np.uint8)
+    frames = (bobbing_disc(amplitude=5.0, radius=11.0) * 255).astype(np.uint8)
     measured = spectral.volume_from_frames(premultiply(frames.astype(np.float32) / 255))
     turned_frames = np.stack([rotate_scale(f, measured, 30.0, 1.0)[0] for f in frames])
     expected = spectral.volume_from_frames(premultiply(turned_frames.astype(np.float32) / 255))

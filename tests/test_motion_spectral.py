@@ -98,17 +98,21 @@ def test_normalise_round_trip_numpy_and_torch():
     np.testing.assert_allclose(spectral.denormalise(zt, scales)[0].numpy(), vol, rtol=1e-4, atol=1e-7)
 
 
-def test_volume_of_a_moving_disc_from_dis_flow():
-    """Measured on frames with OpenCV DIS (flow.py), as data prepare does: a disc bobbing up and down."""
-    n, s = 16, 64
+def bobbing_disc(amplitude: float = 4.0, radius: float = 12.0, n: int = 16, s: int = 64) -> np.ndarray:
+    """A shaded disc bobbing up and down once per loop: straight RGBA float32 (n, s, s, 4) in [0, 1]."""
     yy, xx = np.mgrid[:s, :s]
     frames = []
     for t in range(n):
-        cy = 32 + 4 * np.sin(2 * np.pi * t / n)
-        a = ((yy - cy) ** 2 + (xx - 32) ** 2 < 12 ** 2).astype(np.float32)
+        cy = s / 2 + amplitude * np.sin(2 * np.pi * t / n)
+        a = ((yy - cy) ** 2 + (xx - s / 2) ** 2 < radius ** 2).astype(np.float32)
         rgb = np.stack([a * (0.3 + 0.5 * xx / s), a * 0.6, a * (yy / s)], -1)
         frames.append(np.concatenate([rgb, a[..., None]], -1))
-    pm = premultiply(np.stack(frames).astype(np.float32))
+    return np.stack(frames).astype(np.float32)
+
+
+def test_volume_of_a_moving_disc_from_dis_flow():
+    """Measured on frames with OpenCV DIS (flow.py), as data prepare does: a disc bobbing up and down."""
+    pm = premultiply(bobbing_disc())
     vol = spectral.volume_from_frames(pm, cond=0)
     amp = spectral.motion_amplitude(vol)
     assert amp[32, 32] > 2 * amp[2, 2]  # the disc moves, the far corner hardly

@@ -90,8 +90,8 @@ def make_clip(
 ) -> Clip:
     """Bring straight-RGBA frames (T, H, W, 4) and image (h, w, 4) (uint8 or float in [0, 1]) onto one
     canvas: frames scaled so the longest side is <= `size`; the image fitted into that canvas."""
-    frames = _to_unit(frames)
-    image = _to_unit(image)
+    frames = to_unit(frames)
+    image = to_unit(image)
     if frames.ndim != 4 or frames.shape[-1] != 4 or image.ndim != 3 or image.shape[-1] != 4:
         raise ValueError(f"expected frames (T,H,W,4) and image (H,W,4), got {frames.shape} and {image.shape}")
     t, h, w, _ = frames.shape
@@ -104,7 +104,8 @@ def make_clip(
     return Clip(pf, pi, default_cond_frame(t) if cond is None else min(cond, t - 1))
 
 
-def _to_unit(x: np.ndarray) -> np.ndarray:
+def to_unit(x: np.ndarray) -> np.ndarray:
+    """uint8 or float RGBA -> float32 in [0, 1] (uint8 divided by 255)."""
     x = np.asarray(x)
     return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
 

@@ -18,7 +18,6 @@ real_next vs small + frozen) go beside the thresholds, for results with no refer
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from .motionref import (
     profile,
     to_basis,
 )
+from .realclips import name_hash
 from .thresholds import Band
 
 POSITIVE = "real_next"
@@ -66,7 +66,7 @@ def load_window(path: Path) -> Window | None:
     if n < 8:
         return None
     fps = anim.fps or 24.0
-    cond = int(hashlib.sha1(path.stem.encode()).hexdigest(), 16) % n  # any phase: the loops are seamless
+    cond = name_hash(path.stem) % n  # any phase: the loops are seamless
     return Window(path.stem, to_basis(anim.frames, fps, cond), loop_basis(anim.frames, fps, cond),
                   to_basis(anim.frames, fps, (cond + round(fps)) % n))
 
@@ -81,7 +81,7 @@ def _base(stem: str) -> str:
 def half_of(stem: str) -> str:
     """'fit' or 'check': a fixed split of the emoji by a hash of the name without skin tones (so no
     emoji has a skin-tone twin on the other side)."""
-    return "fit" if int(hashlib.sha1(_base(stem).encode()).hexdigest(), 16) % 2 == 0 else "check"
+    return "fit" if name_hash(_base(stem)) % 2 == 0 else "check"
 
 
 def one_per_emoji(paths: list[Path]) -> list[Path]:
@@ -131,7 +131,7 @@ def collect(windows: list[Window], progress: Callable[[Iterable], Iterable] = it
         j = (i + len(windows) // 2) % len(windows)
         if j not in pulls:
             pulls[j] = mb.pull_flows(windows[j].second, BASIS_COND)
-        rng = np.random.default_rng(int(hashlib.sha1(w.stem.encode()).hexdigest(), 16) % 2**32)
+        rng = np.random.default_rng(name_hash(w.stem) % 2**32)
         kinds, push = kinds_of(w, pulls[j], rng)
         ref = Reference(profile(w.second, push), profile(w.loop, cond=0, wrap=True))
         still = unpremultiply(w.second[BASIS_COND])

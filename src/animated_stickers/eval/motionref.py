@@ -41,6 +41,7 @@ import numpy as np
 from ..config import cond_index
 from ..flow import frame_flow
 from ..rgba import premultiply, resize_premultiplied
+from .measures import to_unit
 
 BASIS_FPS = 8.0
 BASIS_FRAMES = 8  # one second at 8 fps
@@ -71,28 +72,28 @@ def basis_indices(num_frames: int, fps: float, cond: int) -> np.ndarray:
     return (cond + offsets) % num_frames
 
 
+def _premultiplied_at(frames: np.ndarray, idx: np.ndarray, size: int) -> np.ndarray:
+    """Straight RGBA frames (T, H, W, 4), uint8 or float -> frames `idx`, premultiplied float32 with the
+    longest side `size`."""
+    x = premultiply(to_unit(np.asarray(frames)[idx]))
+    h, w = x.shape[1:3]
+    scale = size / max(h, w)
+    return resize_premultiplied(x, (max(1, round(h * scale)), max(1, round(w * scale))))
+
+
 def to_basis(frames: np.ndarray, fps: float, cond: int, size: int = BASIS_SIZE) -> np.ndarray:
     """Straight RGBA frames (T, H, W, 4), uint8 or float -> premultiplied (8, h, w, 4) float32 with the
     longest side `size` and the conditioning frame at BASIS_COND."""
-    x = np.asarray(frames)
-    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    x = x[basis_indices(x.shape[0], fps, cond)]
-    h, w = x.shape[1:3]
-    scale = size / max(h, w)
-    return resize_premultiplied(premultiply(x), (max(1, round(h * scale)), max(1, round(w * scale))))
+    return _premultiplied_at(frames, basis_indices(len(frames), fps, cond), size)
 
 
 def loop_basis(frames: np.ndarray, fps: float, cond: int, size: int = BASIS_SIZE) -> np.ndarray:
     """The whole loop at 8 fps starting at `cond` (at most LOOP_SECONDS), premultiplied (K, h, w, 4)
     with the conditioning frame at index 0."""
-    x = np.asarray(frames)
+    n = len(frames)
     fps = fps if fps > 0 else BASIS_FPS
-    k = max(2, min(round(x.shape[0] * BASIS_FPS / fps), round(LOOP_SECONDS * BASIS_FPS)))
-    idx = (cond + np.round(np.arange(k) * fps / BASIS_FPS).astype(int)) % x.shape[0]
-    x = x[idx].astype(np.float32) / 255.0 if x.dtype == np.uint8 else x[idx].astype(np.float32)
-    h, w = x.shape[1:3]
-    scale = size / max(h, w)
-    return resize_premultiplied(premultiply(x), (max(1, round(h * scale)), max(1, round(w * scale))))
+    k = max(2, min(round(n * BASIS_FPS / fps), round(LOOP_SECONDS * BASIS_FPS)))
+    return _premultiplied_at(frames, (cond + np.round(np.arange(k) * fps / BASIS_FPS).astype(int)) % n, size)
 
 
 def nearest_frame(frames: np.ndarray, still: np.ndarray) -> int:
@@ -100,14 +101,9 @@ def nearest_frame(frames: np.ndarray, still: np.ndarray) -> int:
     conditioning frame is found when a clip does not record it."""
     h, w = frames.shape[1:3]
     small = (min(64, h), min(64, w))
-    f = resize_premultiplied(premultiply(_unit(frames)), small)
-    s = resize_premultiplied(premultiply(_unit(still[None])), small)[0]
+    f = resize_premultiplied(premultiply(to_unit(frames)), small)
+    s = resize_premultiplied(premultiply(to_unit(still[None])), small)[0]
     return int(np.argmin(np.abs(f - s[None]).mean(axis=(1, 2, 3))))
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
-    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
 
 
 def alpha_box(alpha: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -30,6 +30,11 @@ def default_fluent_glob() -> str:
     return str(default_cache() / "src" / "lobehub-fluent-emoji-anim-*" / "package" / "assets" / "*.webp")
 
 
+def name_hash(name: str) -> int:
+    """A stable integer of a name (sha1): per-emoji phases, halves and seeds that never change between runs."""
+    return int(hashlib.sha1(name.encode()).hexdigest(), 16)
+
+
 def prompt_for(stem: str) -> str:
     """The emoji's name alone (its CLDR label), the stem itself when it is not a known emoji: a result
     judged against the artist's clip must not be told anything measured from that clip."""
@@ -74,7 +79,7 @@ def load_real_clip(
     if n < length:
         return None
     step = frame_spacing(anim.fps or 24.0, n, fps, length)
-    start = int(hashlib.sha1(path.stem.encode()).hexdigest(), 16) % n  # seamless loops: any phase
+    start = name_hash(path.stem) % n  # seamless loops: any phase
     idx = np.array(clip_indices(n, step, start, length, loop=True))
     loop_idx = np.round(np.arange(length) * n / length).astype(int) % n
     loop_idx = (loop_idx + idx[cond] - loop_idx[cond]) % n  # same middle frame as the clip

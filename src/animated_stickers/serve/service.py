@@ -117,7 +117,7 @@ class Service:
 
     @property
     def defaults(self) -> SamplingConfig:
-        return self.pipeline.model.sampling
+        return self.pipeline.sampling
 
     # ------------------------------------------------------------------ checks, before a request joins the line
     def sampling_params(self, given: dict[str, Any]) -> SamplingConfig:
