@@ -16,7 +16,7 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "warning: could not install chromium; browser tests will say why they skip"
 fi
-# The bundled model's sampling graphs as ONNX (weights/tiny/onnx, ~20 s once; a no-op when current):
-# `stickers animate` then starts without importing torch.
+# The bundled models' sampling graphs as ONNX (weights/tiny/onnx, ~20 s once, and weights/motion/onnx when the
+# motion model is there; a no-op when current): `stickers animate` then starts without importing torch.
 .venv/bin/stickers compile
 echo "set-up done: .venv ready"

@@ -216,4 +216,34 @@ def test_auto_model_generates_then_judges(tmp_path):
     assert summary["vs_real"]["n"] == 2
     prompts = json.loads((report / "inputs" / "prompts.json").read_text())
     assert {p["prompt"].split(";")[0] for p in prompts} == {"grinning face", "red apple"}
-    assert sorted(p.name for p in (report / "outputs").iterdir()) == ["1f34e.webp", "1f600.webp"]
+    assert sorted(p.name for p in (report / "outputs").glob("[!.]*")) == ["1f34e.webp", "1f600.webp"]
+    from animated_stickers.sampling.resume import recorded_loop
+
+    assert recorded_loop(report / "outputs" / "1f600.webp") == {"path": "video", "frames": 8, "fps": 8.0,
+                                                                "cond_index": 3}  # beside it, hidden
+
+
+@pytest.mark.slow
+def test_auto_motion_model_generates_on_the_motion_path_then_judges(tmp_path):
+    """`--motion-model`: the motion path animates the clips (48 frames at 24 fps, the still frame 0), each
+    output records its loop, and the judge reads the conditioning frame from that record."""
+    torch = pytest.importorskip("torch")
+    from animated_stickers.models.motion_net import MotionNet, motion_config, save_motion_model
+    from animated_stickers.sampling.resume import recorded_loop
+    from test_motion_pipeline import TINY_MOTION
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    folder = save_motion_model(MotionNet(motion_config(TINY_MOTION)), tmp_path / "motion")
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    save_webp(loop_frames(24), assets / "1f600.webp", fps=24)
+    report = tmp_path / "report"
+    res = run("auto", "--motion-model", folder, "--split", "all", "--assets", str(assets / "*.webp"), "--limit", 1,
+              "--report", report, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["n"] == 1
+    out = report / "outputs" / "1f600.webp"
+    assert recorded_loop(out) == {"path": "motion", "frames": 48, "fps": 24.0, "cond_index": 0}
+    record = json.loads((report / "per_sticker.jsonl").read_text().splitlines()[0])
+    assert record["cond_index"] == {"index": 0, "from": "recorded"}

@@ -34,3 +34,20 @@ def test_sheet_refuses_an_output_that_is_not_png(tmp_path):
     assert r.exit_code != 0 and r.stderr.strip().splitlines() == [f"error: --out '{tmp_path / 'sheet.jpg'}': "
                                                                    "expected a .png file"]
     assert not (tmp_path / "sheet.jpg").exists()
+
+
+def test_sheet_on_the_motion_path_shows_every_4th_frame_and_animates_them_all(tmp_path):
+    import torch
+
+    from animated_stickers.models.motion_net import MotionNet, motion_config, save_motion_model
+    from test_motion_pipeline import TINY_MOTION
+
+    torch.manual_seed(0)
+    folder = save_motion_model(MotionNet(motion_config(TINY_MOTION)), tmp_path / "motion")
+    Image.fromarray(face_canvas(96)).save(tmp_path / "s.png")
+    r = CliRunner().invoke(app, ["eval", "sheet", str(tmp_path / "s.png"), "--prompt", "a face waving", "--out",
+                                 str(tmp_path / "sheet.png"), "--motion-model", str(folder), "--tile", "32"])
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "sheet.png").size[0] == 12 * 32  # 48 frames: every 4th
+    with Image.open(tmp_path / "sheet.webp") as grid:
+        assert grid.n_frames == 48

@@ -301,3 +301,26 @@ def test_a_resume_with_another_motion_setting_is_refused(killed_then_resumed):
     with pytest.raises(UserError, match="prompt_motion"):
         make_candidates(Path(plan["prompts"]), models, out, plan["per_prompt"], plan["seed"], plan["steps"],
                         progress=False, prompt_motion=False)
+
+
+def test_a_motion_model_teacher_makes_motion_path_candidates(tmp_path):
+    """Teachers are video models by recipe; a motion model folder given as one runs on the motion path (48
+    frames at 24 fps), the video teacher beside it on the video path (8 at 8)."""
+    import torch
+
+    from animated_stickers.hitl.candidates import make_candidates
+    from animated_stickers.models.motion_net import MotionNet, motion_config, save_motion_model
+    from test_motion_pipeline import TINY_MOTION
+
+    prompts = make_prompts(tmp_path, 1)
+    torch.manual_seed(0)
+    models = {"mo": save_motion_model(MotionNet(motion_config(TINY_MOTION)), tmp_path / "mo"),
+              "vi": tmp_path / "vi"}
+    save_model(tiny_model(), models["vi"])
+    out = tmp_path / "candidates"
+    summary = make_candidates(prompts, models, out, per_prompt=2, steps=2, progress=False)
+    assert summary["made_now"] == 2
+    stem = Path(read_prompt_set(prompts)[0]["image"]).stem
+    for teacher, frames, fps in (("mo", 48, 24.0), ("vi", 8, 8.0)):
+        clip = read_animation(out / f"{teacher}@0" / f"{stem}.webp")
+        assert len(clip.frames) == frames and clip.fps == pytest.approx(fps, rel=0.02)

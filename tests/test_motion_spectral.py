@@ -167,3 +167,25 @@ def test_a_canonical_volume_renders_the_still_exactly_at_frame_zero(frames):
     np.testing.assert_allclose(spectral.motion_amplitude(vol),
                                spectral.motion_amplitude(spectral.spectral_volume(_loop_flows(16, seed=2))),
                                rtol=1e-5, atol=1e-7)
+
+
+def test_consensus_of_phases_measured_from_different_frames_is_the_canonical_loop():
+    # The same loop measured against four frames, each with its own flow noise: one target, close to the
+    # canonical volume of the noise-free loop and closer than any single noisy measurement.
+    flows = _loop_flows(16, harmonics=3, cond=0, seed=7)
+    clean = spectral.canonical_phase(spectral.spectral_volume(flows, harmonics=4, cond=0))
+    rng = np.random.default_rng(0)
+    noisy = [spectral.spectral_volume(flows - flows[c] + rng.normal(0, 0.3, flows.shape).astype(np.float32),
+                                      harmonics=4, cond=c) for c in (0, 3, 6, 11)]
+    consensus = spectral.consensus_volume(np.stack(noisy))
+    err = lambda v: float(np.sqrt(((v - clean) ** 2).mean()))  # noqa: E731
+    singles = [err(spectral.canonical_phase(v)) for v in noisy]
+    assert err(consensus) < min(singles) and err(consensus) < 0.2 * float(np.sqrt((clean ** 2).mean()))
+    # it is itself canonical: shifting its loop changes nothing
+    np.testing.assert_allclose(spectral.canonical_phase(spectral.rotate_phase(consensus, 1.3)), consensus, atol=1e-6)
+
+
+def test_align_phase_finds_the_loop_shift():
+    v = spectral.spectral_volume(_loop_flows(16, harmonics=3, cond=0, seed=2), harmonics=4)
+    shifted = spectral.rotate_phase(v, 2 * np.pi * 37 / 256)  # a shift on align_phase's grid of 256 angles
+    np.testing.assert_allclose(spectral.align_phase(shifted, v), v, atol=1e-5)

@@ -83,7 +83,9 @@ def test_every_setting_is_described_and_the_surfaces_offer_the_marked_ones():
 
 @pytest.mark.parametrize("change, words", [
     ({"steps": 0}, "steps=0: expected 1 to 1000"),
-    ({"num_frames": 99}, "frames=99: expected 2 to 32"),
+    ({"num_frames": 999}, "frames=999: expected 2 to 300"),
+    ({"seconds": 0.2}, "seconds=0.2: expected 0.5 to 10"),
+    ({"motion_preset": "moonwalk"}, "motion_preset 'moonwalk': expected one of bounce, hop"),
     ({"image_guidance": 31.0}, "image_guidance=31.0: expected 0 to 30"),
     ({"render": "paint"}, "render 'paint': expected one of warp, fuse"),
     ({"guided_steps": -1}, "guided_steps=-1: expected 0 or more"),

@@ -7,6 +7,8 @@ Video layout convention (used everywhere; documented once here):
     video tensors are (B, C, T, H, W) at module boundaries, frames indexed from 0;
     the conditioning frame is `ModelConfig.cond_frame` (default 3: the 4th of 8, paper 3.1.2), and
     `cond_index(n)` for a clip of another length n (7 of 16): the one rule data, sampling, eval and export use;
+    `cond_index_for(path, n)` decides it for a generation path: frame 0 on the motion path (the learned
+    motion model: WhatsApp shows frame 0), `cond_index(n)` on the paper's latent video path;
     RGBA pixels are straight (not premultiplied) in [0, 1] at the edges of the system; the VAE
     works on premultiplied RGBA in [-1, 1] (see models/vae.py for why).
 """
@@ -114,16 +116,33 @@ class ModelConfig:
 
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "weights" / "tiny"  # the bundled default model
+DEFAULT_MOTION_DIR = DEFAULT_MODEL_DIR.parent / "motion"  # the bundled motion model (when it exists)
+# How `stickers animate` makes the motion: "motion" (the learned motion model moves the sticker's own pixels
+# along a generated loop field; the default when its folder exists) or "video" (the paper's latent video model).
+PATHS = ("motion", "video")
+PATH_FPS = {"motion": 24.0, "video": 8.0}  # each path's default playback rate (video: 8 frames = a 1 s loop)
+MOTION_SECONDS = 2.0  # the motion path's default loop length: 48 frames at 24 fps
+
+
 def cond_index(num_frames: int) -> int:
     """The default conditioning frame of a `num_frames` clip, the one rule for data, sampling, eval and
     export: the middle frame, rounded down (3 of 8, the paper's 4th frame; 7 of 16)."""
     return (num_frames - 1) // 2
 
 
+def cond_index_for(path: str, num_frames: int) -> int:
+    """The conditioning frame of a `num_frames` loop made by generation `path` (config.PATHS), the one rule
+    for both: frame 0 on the motion path (messengers show frame 0 when the loop stops), the middle frame
+    (`cond_index`: 3 of 8) on the latent video path."""
+    if path not in PATHS:
+        raise ConfigError(f"path '{path}': expected one of {', '.join(PATHS)}")
+    return 0 if path == "motion" else cond_index(num_frames)
+
+
 def cond_index_at(frames: int, cond: int, num_frames: int) -> int:
-    """The conditioning frame of a `num_frames` clip for a model trained on `frames` with frame `cond`:
-    its own index at its own length, else `cond_index` (3 of 8, 7 of 16)."""
-    return cond if num_frames == frames else cond_index(num_frames)
+    """The conditioning frame of a `num_frames` video-path clip for a model trained on `frames` with frame
+    `cond`: its own index at its own length, else `cond_index_for("video", n)` (3 of 8, 7 of 16)."""
+    return cond if num_frames == frames else cond_index_for("video", num_frames)
 
 
 SCHEDULERS = ("dpm", "dpm-lu", "ddim", "ddpm", "lcm")
@@ -132,7 +151,14 @@ RENDERS = ("warp", "fuse")
 # One seed range for the CLI, HTTP and HITL: sticker i of a call uses seed + i, and every such seed stays
 # in 0..MAX_SEED (a 32-bit signed int: safe in numpy, torch, JSON, SQLite and the web page's JavaScript).
 MAX_SEED = 2**31 - 1
-MAX_FRAMES = 32  # longest loop a call may ask for (memory grows linearly with frames)
+MAX_FRAMES = 300  # longest loop a call may ask for: 10 s at 30 fps (the motion path renders any count)
+MAX_VIDEO_FRAMES = 32  # longest loop of the latent video path (its memory grows with frames)
+# Frames x output pixels of one loop: the motion path's default 2 s at 24 fps of the largest sticker accepted
+# (io_limits.MAX_WORK_SIDE, 2048 px), about 0.8 GB of 8-bit RGBA frames; a call past it is refused.
+MAX_LOOP_PIXELS = 48 * 2048 * 2048
+# Rigid loop motions a call may lay over the generated motion by name (motion/procedural.py MOTIONS).
+MOTION_PRESETS = ("bounce", "hop", "slide", "sway", "spin", "rock", "pulse", "shake", "squash", "wobble",
+                  "jelly", "float", "wave", "nod", "blink")
 
 
 def setting(default: Any, help: str, *, name: str | None = None, flag: str | None = None,
@@ -169,10 +195,15 @@ class SolverSettings:
     anchor: bool = setting(True, "Anchor the conditioning frame on the sticker's latent.", cli=False, http=False)
     # Clip layout: frames per loop (None = the model's own, 8) and which frame is the sticker
     # (None = the middle frame: 3 of 8, 7 of 16). Circular temporal layers make any length a loop.
-    num_frames: int | None = setting(None, "Frames per loop: 8 (model default) or 16, up to 32; the loop has no "
-                                     "seam at any length.", name="frames", range=(2, MAX_FRAMES))
-    cond_frame: int | None = setting(None, "Which frame is your sticker (0-based; default the middle: 3 of 8, "
-                                     "7 of 16).", range=(0, MAX_FRAMES - 1), http=False)
+    num_frames: int | None = setting(None, "Frames per loop (the loop has no seam at any length): motion path "
+                                     "fps x seconds (default 48), up to 300; video path 8 (model default) or 16, "
+                                     "up to 32.", name="frames", range=(2, MAX_FRAMES))
+    cond_frame: int | None = setting(None, "Which frame is your sticker (0-based; default frame 0 on the motion "
+                                     "path, the middle on the video path: 3 of 8, 7 of 16).",
+                                     range=(0, MAX_FRAMES - 1), http=False)
+    # The motion path's loop length: frames = round(fps * seconds) unless `frames` is given.
+    seconds: float | None = setting(None, "Loop length in seconds on the motion path (default 2): frames = fps "
+                                    "x seconds.", range=(0.5, 10))
 
 
 @dataclass
@@ -187,14 +218,16 @@ class RenderSettings:
                                 http=False)
     # The global motion a prompt names (bouncing, spinning, ...) applied exactly to the model's frames
     # (sampling/prompt_motion.py); the model supplies the look and the local motion. Off: the model alone.
-    prompt_motion: bool = setting(True, "Move the sticker exactly as the prompt says (bouncing, spinning, ... "
-                                  "with gently/wildly/slowly/quickly; model default), or leave all motion to "
-                                  "the model.", flag="--prompt-motion/--model-motion-only")
+    prompt_motion: bool = setting(True, "Video path: move the sticker exactly as the prompt's motion words say "
+                                  "(bouncing, spinning, ... with gently/wildly/slowly/quickly; model default), or "
+                                  "leave all motion to the model. The motion path reads the prompt through the "
+                                  "text encoder only (--motion-preset for a rigid move).",
+                                  flag="--prompt-motion/--model-motion-only")
     # Room for that motion: a sticker that fills its canvas is drawn smaller (down to 0.7) so a bounce or a
     # slide keeps the size asked for and stays in view. Off (or with paste_input): the motion shrinks instead.
     room: bool = setting(True, "Draw a sticker that fills its canvas smaller (down to 0.7) so the prompt's "
-                         "motion keeps its size and stays in view (model default), or keep its size and shrink "
-                         "the motion.", flag="--room/--no-room")
+                         "motion (video path) or the --motion-preset keeps its size and stays in view (model "
+                         "default), or keep its size and shrink the motion.", flag="--room/--no-room")
     # How frames are drawn at the output size (issue 13 / detail): "warp" moves the sticker's own pixels
     # along the model's motion (dense flow of its decoded frames) with that motion kept to its lowest
     # `harmonics` loop frequencies: crisp, seamless, no new pixels, so no colour blobs, and nothing the
@@ -204,7 +237,12 @@ class RenderSettings:
                           "kept to its slowest loop cycles: crisp and seamless; fuse: the learned decoder, which "
                           "may also draw new content (and, with this small model, colour blobs).", choices=RENDERS)
     harmonics: int = setting(2, "Loop frequencies the warp render keeps of the model's motion.",
-                             range=(1, MAX_FRAMES // 2), cli=False, http=False)
+                             range=(1, MAX_VIDEO_FRAMES // 2), cli=False, http=False)
+    # An explicit, opt-in rigid move (motion/procedural.py) laid over the motion path's generated motion, at its
+    # usual size and about 1 Hz: chosen by name, never read from the prompt.
+    motion_preset: str | None = setting(None, "A rigid loop move laid over the generated motion (motion path): "
+                                        + ", ".join(MOTION_PRESETS) + ". Never read from the prompt; off by "
+                                        "default.", choices=MOTION_PRESETS)
 
 
 @dataclass

@@ -223,8 +223,11 @@ def motion_model_caption(meta: dict, rng) -> str:
     emoji's name (`label`) and the measured motion phrase (exact for procedural clips)."""
     name = meta.get("label") or meta.get("subject") or meta.get("caption") or ""
     motion = motion_text(meta, rng)
+    # A procedural clip's motion was drawn at random, not by its name: its caption always says it, so the
+    # name alone keeps meaning the artist's motion of that emoji.
+    exact = bool(meta.get("procedural_motion")) and bool(motion)
     choices = [(t, w) for t, w in MOTION_TEMPLATES
-               if ("{n}" not in t or name) and ("{m}" not in t or motion)] or [("{n}", 1.0)]
+               if ("{n}" not in t or name) and ("{m}" in t if exact else ("{m}" not in t or motion))] or [("{n}", 1.0)]
     u = rng.random() * sum(w for _, w in choices)
     for template, weight in choices:
         u -= weight

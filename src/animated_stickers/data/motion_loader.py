@@ -8,9 +8,11 @@ frame from the clip's own bytes as the still (fitted on a transparent square exa
 frames, so both line up at any resolution), mirrors both at random (the flow's x component too), rotates
 and scales both a little at random (`rotate_scale`: the field is resampled and its vectors turned and
 scaled with it), words a caption (data/captions.py motion_model_caption) and draws the CFG dropout (the
-loader's `draw_dropout`). With `canonical_phase` (the motion-tiny recipe's choice) the augmented volume
-is then turned to its canonical loop phase (motion/spectral.py `canonical_phase`: the stored phase of the
-still no longer shows in the target; the shards keep the measured phases). Every choice comes from one
+loader's `draw_dropout`). With `canonical_phase` (the motion-tiny recipe's choice) the target is the
+clip's consensus volume (motion/spectral.py `consensus_volume`: its stored phases turned to the canonical
+loop phase, aligned and averaged), the same for every stored phase's still, and the augmented volume is
+turned to its canonical phase again (the stored phase of the still no longer shows in the target; the
+shards keep the measured phases). Every choice comes from one
 `random.Random`, so a seed fixes the data; training/motion_task.py caches the decoded stills and calls the
 same rules (one data path).
 
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..motion.spectral import canonical_phase, flip_volume
+from ..motion.spectral import canonical_phase, consensus_volume, flip_volume
 from ..rgba import fit_pad_frames
 from .animation import AnimationReadError, decode_animation
 from .captions import motion_model_caption
@@ -70,16 +72,19 @@ class MotionPlan:
     caption: str
     drop_text: bool
     drop_image: bool
+    cross: int | None = None  # a cross-style still (data/cross_style.py) instead of the stored phase's frame
 
 
 AFFINE_RANGE = (10.0, 0.85, 1.05)  # max |angle| in degrees, scale range (Fluent fills its canvas: little up)
 
 
 def plan_motion_example(meta: dict, rng: random.Random, p_flip: float = 0.5, p_drop_text: float = DROPOUT,
-                        p_drop_image: float = DROPOUT, p_drop_both: float = DROPOUT, p_affine: float = 0.5
-                        ) -> MotionPlan:
-    """The one rule set of a motion example: stored phase, mirror, rotation/scale, caption, CFG dropout."""
+                        p_drop_image: float = DROPOUT, p_drop_both: float = DROPOUT, p_affine: float = 0.5,
+                        cross_count: int = 0, p_cross: float = 0.0) -> MotionPlan:
+    """The one rule set of a motion example: stored phase (or, with probability `p_cross`, one of
+    `cross_count` cross-style stills of the emoji), mirror, rotation/scale, caption, CFG dropout."""
     slot = rng.randrange(len(meta["spectral"]["phases"]))
+    cross = rng.randrange(cross_count) if cross_count and rng.random() < p_cross else None
     flip = rng.random() < p_flip
     angle, scale = 0.0, 1.0
     if rng.random() < p_affine:
@@ -87,7 +92,7 @@ def plan_motion_example(meta: dict, rng: random.Random, p_flip: float = 0.5, p_d
         angle, scale = rng.uniform(-max_deg, max_deg), rng.uniform(lo, hi)
     caption = motion_model_caption(meta, rng)
     drop_text, drop_image = draw_dropout(rng, p_drop_text, p_drop_image, p_drop_both)
-    return MotionPlan(slot, flip, angle, scale, caption, drop_text, drop_image)
+    return MotionPlan(slot, flip, angle, scale, caption, drop_text, drop_image, cross)
 
 
 def phase_stills(meta: dict, data: bytes, resolution: int) -> np.ndarray:
@@ -142,7 +147,8 @@ def make_motion_example(meta: dict, data: bytes, spectral: bytes, cfg: MotionLoa
     """One motion example from a sample's metadata, file bytes and spectral part (module docstring)."""
     plan = plan_motion_example(meta, rng, cfg.p_flip, cfg.p_drop_text, cfg.p_drop_image, cfg.p_drop_both,
                                cfg.p_affine)
-    volume = read_spectral(spectral)[plan.slot].astype(np.float32)
+    stored = read_spectral(spectral)  # (P, 4K, s, s)
+    volume = consensus_volume(stored) if cfg.canonical_phase else stored[plan.slot].astype(np.float32)
     still = phase_stills({**meta, "spectral": {**meta["spectral"],
                                                "still_steps": [meta["spectral"]["still_steps"][plan.slot]]}},
                          data, cfg.resolution)[0]

@@ -22,7 +22,8 @@ def scheduler_kwargs(cfg: ModelConfig) -> dict:
         prediction_type=cfg.prediction_type,
         # Zero terminal SNR whenever v is predicted (paper 3.1; Lin et al. 2024): the last step is
         # pure noise, so the model learns to make the whole image, not inherit low frequencies.
-        rescale_betas_zero_snr=cfg.zero_terminal_snr and cfg.prediction_type == "v_prediction",
+        # (the motion model's x0 prediction, "sample", keeps it too: at pure noise x0 is still defined)
+        rescale_betas_zero_snr=cfg.zero_terminal_snr and cfg.prediction_type in ("v_prediction", "sample"),
     )
 
 
@@ -32,9 +33,11 @@ def train_scheduler(cfg: ModelConfig) -> DDPMScheduler:
 
 
 def target(scheduler: DDPMScheduler, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """What the network predicts: noise (eps) or velocity v = alpha_t * eps - sigma_t * z0."""
+    """What the network predicts: noise (eps), velocity v = alpha_t * eps - sigma_t * z0, or z0 ("sample")."""
     if scheduler.config.prediction_type == "epsilon":
         return noise
+    if scheduler.config.prediction_type == "sample":
+        return z0
     return scheduler.get_velocity(z0, noise, t)
 
 

@@ -33,7 +33,7 @@ from .measures import (
     measure_all,
     motion_score,
 )
-from .motionref import MOTION_CRITERIA, clip_profile, compare, nearest_frame, reference_profile, to_basis
+from .motionref import MOTION_CRITERIA, clip_profile, compare, conditioning_frame, reference_profile, to_basis
 from .relevance import motion_relevance, relevance_summary
 from .thresholds import Band, Threshold, load_motion_section, load_thresholds
 
@@ -155,13 +155,24 @@ def judge_folder(
             results.append(_failed(item.stem, f"unreadable output: {e}", thresholds, motion, real,
                                    prompt=item.prompt, output=str(out)))
             continue
-        result = judge_one(item.stem, anim.frames, image, thresholds, cond, prompt=item.prompt, output=str(out),
-                           fps=anim.fps, label=item.motion, motion=motion,
+        result = judge_one(item.stem, anim.frames, image, thresholds,
+                           cond if cond is not None else recorded_cond(out, anim.num_frames), prompt=item.prompt,
+                           output=str(out), fps=anim.fps, label=item.motion, motion=motion,
                            real=None if real is None else real.get(item.stem))
         if real is not None and item.stem not in real:
             result.extra["vs_real_missing"] = True  # no artist clip of this sticker: motion alone only
         results.append(result)
     return results
+
+
+def recorded_cond(out: Path, num_frames: int) -> int | None:
+    """The conditioning index `out`'s sidecar records (`stickers animate --outputs`; sampling/resume.py), when
+    it describes this file (the same frame count: a reader may merge identical neighbours); else None."""
+    from ..sampling.resume import recorded_loop
+
+    loop = recorded_loop(out)
+    cond = loop.get("cond_index")
+    return cond if loop.get("frames") == num_frames and isinstance(cond, int) else None
 
 
 def _failed(stem: str, error: str, thresholds, motion: dict, real, **kw) -> StickerResult:
@@ -193,12 +204,14 @@ def judge_one(
     res.extra["size"] = [int(frames.shape[1]), int(frames.shape[2])]
     res.extra["detail_ratio"] = detail_ratio(frames, image)  # fine detail kept (eval/detail.py)
     res.extra.update(motion_relevance(frames, clip.cond, label, fps))  # labelled vs measured motion
-    # The motion basis anchors on the conditioning frame: the given one, else the frame nearest the still.
-    motion_cond = cond if cond is not None else nearest_frame(frames, image)
+    # The motion basis anchors on the conditioning frame: the given (or recorded) one, else the frame nearest
+    # the still.
+    motion_cond = conditioning_frame(frames, image, cond)
+    res.extra["cond_index"] = {"index": motion_cond, "from": "nearest" if motion_cond != cond else "recorded"}
     prof = clip_profile(frames, fps, motion_cond)
     res.extra["motion_alone"] = motion_alone_record(prof, (motion or {}).get("artist", {}))
     if real is not None:
-        real_cond = nearest_frame(real.frames, image)
+        real_cond = conditioning_frame(real.frames, image)
         bands = (motion or load_motion_section())["criteria"]
         for name, value in compare(prof, reference_profile(real.frames, real.fps, real_cond)).items():
             res.criteria[name] = _verdict(value, bands[name])

@@ -45,14 +45,41 @@ def _animator(pipe, params):
     return animate
 
 
+PATH_HELP = ("motion (the learned motion model; the default when weights/motion exists, or with --motion-model) "
+             "or video (the paper's latent video model, weights/tiny or --model), as `stickers animate` chooses.")
+MOTION_MODEL_HELP = "Motion model folder for the motion path (default weights/motion)."
+MOTION_CLIP_SIZE = 256  # the motion path renders at the input's size: clips at the README example's 256 px
+
+
+def _open(path: str | None, model: Path | None, motion_model: Path | None, given: dict):
+    """(pipeline, params, frames, conditioning index, fps) of an eval command on the generation path chosen as
+    `stickers animate` chooses it (sampling/paths.choose_path), at that path's loop: motion 48 frames at 24
+    fps, the still frame 0; video the model's frames as a 1 s loop, as before."""
+    from ..config import PATH_FPS
+    from ..sampling.params import check_path_settings, from_flags, with_loop
+    from ..sampling.paths import choose_path, open_pipeline
+
+    path, note = choose_path(path, model, motion_model)
+    check_path_settings(path, given)
+    pipe = open_pipeline(path, model, motion_model)
+    if note:
+        print(note, file=sys.stderr)
+    params = with_loop(from_flags(pipe.sampling, given), path, PATH_FPS[path])
+    t, cond = pipe.layout(params)
+    return pipe, params, t, cond, PATH_FPS[path] if path == "motion" else float(t)
+
+
 @app.command()
 @one_line_errors
 def auto(
     inputs: Path | None = typer.Option(None, help="Folder of sticker images + prompts.json."),
     outputs: Path | None = typer.Option(None, help="Folder with one animation per input, named by its stem."),
     model: Path | None = typer.Option(
-        None, help="Model folder: generate for real held-out clips, then judge."
+        None, help="Video model folder: generate for real held-out clips on the video path, then judge."
     ),
+    motion_model: Path | None = typer.Option(None, help="Motion model folder: generate on the motion path, then "
+                                                        "judge."),
+    path: str | None = typer.Option(None, "--path", help="Generate on this path, then judge: " + PATH_HELP),
     split: str = typer.Option(
         "heldout", help="With --model: which split of the Fluent clips (heldout|train|all)."
     ),
@@ -74,7 +101,7 @@ def auto(
 
     th = load_thresholds(thresholds)
     real_frames = None
-    if model is not None:
+    if model is not None or motion_model is not None or path is not None:
         if inputs is not None or outputs is not None:
             raise UserError(
                 "--model generates its own inputs/outputs: give either --model or --inputs/--outputs"
@@ -83,11 +110,12 @@ def auto(
             raise UserError(f"--split '{split}': expected heldout, train or all")
         from .samples import animate_clips, real_animations, real_clips
 
-        report = report or Path(f"eval-auto-{model.name or 'model'}-{split}")
-        clips = real_clips(
-            split, limit, size=_model_resolution(model), pattern=assets, progress=_bar("clips")
-        )
-        inputs, outputs = animate_clips(model, clips, report, batch_size, progress=_bar("generate"))
+        pipe = _open(path, model, motion_model, {})[0]
+        folder = Path(pipe.source or "model")
+        report = report or Path(f"eval-auto-{folder.name or 'model'}-{split}")
+        size = pipe.resolution if pipe.path == "video" else MOTION_CLIP_SIZE
+        clips = real_clips(split, limit, size=size, pattern=assets, progress=_bar("clips"))
+        inputs, outputs = animate_clips(pipe, clips, report, batch_size, progress=_bar("generate"))
         real_frames = real_animations(clips, assets)
     elif inputs is None or outputs is None:
         raise UserError("give --inputs DIR and --outputs DIR (or --model DIR to generate first)")
@@ -116,7 +144,9 @@ SHEET_SETTINGS = ("num_frames", "room")
 @one_line_errors
 @settings_options(only=AXES_SETTINGS)
 def axes(
-    model: Path = typer.Option(None, help="Model folder (default: the bundled weights/tiny)."),
+    model: Path = typer.Option(None, help="Video model folder for the video path (default: weights/tiny)."),
+    motion_model: Path | None = typer.Option(None, help=MOTION_MODEL_HELP),
+    path: str | None = typer.Option(None, "--path", help=PATH_HELP),
     style: list[str] = typer.Option(["heldout"], help="heldout, fluent-high-contrast, twemoji, noto (repeatable)."),
     n: int = typer.Option(10, min=1, help="Stickers per style (4 motion prompts each, plus a second seed)."),
     size: int = typer.Option(256, min=64, max=512, help="Sticker size (long side, px)."),
@@ -129,8 +159,6 @@ def axes(
 
     from ..atomic import atomic_write_text
     from ..data.sources import default_cache
-    from ..sampling.params import from_flags
-    from ..sampling.pipeline import AnimatePipeline, clip_layout
     from ..sampling.prompt_motion import draws_smaller
     from .axes import STYLES, evaluate_style, load_stickers, summary_markdown
     from .thresholds import load_motion_section, load_thresholds
@@ -138,16 +166,14 @@ def axes(
     bad = [s for s in style if s not in STYLES]
     if bad:
         raise UserError(f"--style '{bad[0]}': expected one of {', '.join(STYLES)}")
-    pipe = AnimatePipeline.from_dir(model)
-    params = from_flags(pipe.model.sampling, settings or {})
-    t, cond = clip_layout(pipe.model.cfg, params)
+    pipe, params, t, cond, fps = _open(path, model, motion_model, settings or {})
     animate = _animator(pipe, params)
     th = load_thresholds()
     motion = load_motion_section()
     results = {}
     for s in style:
         stickers = load_stickers(s, n, default_cache(), size)
-        results[s] = evaluate_style(animate, stickers, cond, 8.0 * t / 8, th, progress=_bar(f"axes {s}"),
+        results[s] = evaluate_style(animate, stickers, cond, fps, th, progress=_bar(f"axes {s}"),
                                     room=params.prompt_motion and draws_smaller(params), motion=motion)
     text = summary_markdown(results)
     print(text)
@@ -165,27 +191,25 @@ def sheet(
     image: Path = typer.Argument(..., help="The sticker (PNG/WebP with transparency)."),
     prompt: list[str] = typer.Option(..., "--prompt", help="One row per prompt (repeatable)."),
     out: Path = typer.Option(..., help="The contact sheet (.png); the animated grid goes beside it (.webp)."),
-    model: Path = typer.Option(None, help="Model folder (default: the bundled weights/tiny)."),
+    model: Path = typer.Option(None, help="Video model folder for the video path (default: weights/tiny)."),
+    motion_model: Path | None = typer.Option(None, help=MOTION_MODEL_HELP),
+    path: str | None = typer.Option(None, "--path", help=PATH_HELP),
     tile: int = typer.Option(96, min=32, max=512, help="Frame size on the sheet (px)."),
     settings: dict | None = None,
 ) -> None:
     """One sticker under several prompts: a contact sheet labelled with the motion measured in each row."""
     import numpy as np
 
-    from ..sampling.params import from_flags
-    from ..sampling.pipeline import AnimatePipeline, clip_layout
     from ..sampling.preprocess import load_image
     from .sheet import prompt_sheet
 
     if out.suffix.lower() != ".png":
         raise UserError(f"--out '{out}': expected a .png file")
     still = load_image(image)
-    pipe = AnimatePipeline.from_dir(model)
-    params = from_flags(pipe.model.sampling, settings or {})
-    t, cond = clip_layout(pipe.model.cfg, params)
+    pipe, params, t, cond, fps = _open(path, model, motion_model, settings or {})
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = prompt_sheet(_animator(pipe, params), np.asarray(still.convert("RGBA")), prompt, out, cond,
-                        fps=8.0 * t / 8, tile=tile)
+                        fps=fps, tile=tile)
     for r in rows:
         print(f"{r['measured']:>10}  {r['prompt']}")
     print(f"wrote {out} and {out.with_suffix('.webp')}")
@@ -223,16 +247,6 @@ def decoder(
     if report:
         report.mkdir(parents=True, exist_ok=True)
         atomic_write_text(report / "decoder.json", json.dumps(r, indent=1))
-
-
-def _model_resolution(model: Path) -> int:
-    """The canvas size the model works at (its config), 128 when unknown."""
-    from ..models.checkpoint import ModelLoadError, read_config
-
-    try:
-        return int(read_config(model).get("model", {}).get("resolution", 128))
-    except (ModelLoadError, AttributeError, TypeError, ValueError):  # the pipeline reports a bad folder
-        return 128
 
 
 def _read_real_folder(folder: Path) -> dict:
@@ -343,3 +357,90 @@ def calibrate_motion(
         _install_thresholds(THRESHOLDS_FILE, {"motion": result["section"]})
         atomic_write_text(THRESHOLDS_FILE.with_name("MOTION_CALIBRATION.md"), result["markdown"] + "\n")
         print(f"installed motion thresholds into {THRESHOLDS_FILE}", file=sys.stderr)
+
+
+@app.command("motion-model")
+@one_line_errors
+def motion_model(
+    model: Path = typer.Option(..., help="Motion model folder (config.json + motion.safetensors)."),
+    out: Path | None = typer.Option(None, help="Folder for report.json + REPORT.md (default: eval-motion-MODEL)."),
+    limit: int | None = typer.Option(None, min=2, help="At most this many held-out emoji (one clip per base emoji)."),
+    seeds: int = typer.Option(6, min=0, max=16, help="Seeds per emoji in the seed measure (0 or 1: skip it)."),
+    seed_emoji: int = typer.Option(20, min=1, help="Held-out emoji (the first ones) that get every seed."),
+    style: list[str] = typer.Option(["twemoji", "noto", "fluent-high-contrast"],
+                                    help="Unseen style (twemoji, noto, fluent-high-contrast) or a folder of stills "
+                                         "(repeatable; 'none' skips the style and prompt measures)."),
+    per_style: int = typer.Option(10, min=1, help="Stickers per unseen style."),
+    fps: float = typer.Option(24.0, min=4.0, max=60.0, help="Render frame rate."),
+    seconds: float = typer.Option(2.0, min=0.5, max=10.0, help="Render loop length (s)."),
+    steps: int = typer.Option(20, min=1, max=200, help="Sampler steps."),
+    image_guidance: float = typer.Option(1.0, min=0.0, max=20.0, help="IP2P image guidance."),
+    text_guidance: float = typer.Option(1.0, min=0.0, max=20.0, help="IP2P text guidance."),
+    bank: Path | None = typer.Option(None, help="Cached training MotionBank (RUN/banks/motion-*.safetensors) for the "
+                                                "retrieval baseline (default: recomputed from training-split clips)."),
+    assets: str | None = typer.Option(None, help="Glob of Fluent animated WebPs (default: the fetched packages)."),
+    split: str = typer.Option("heldout", help="Split of the evaluated clips (heldout; all for tests)."),
+    size: int = typer.Option(256, min=32, max=1024, help="Stills are rendered with this long side (px)."),
+    threads: int = typer.Option(0, min=0, help="torch threads (0 = torch's default)."),
+) -> None:
+    """The learned motion model on issue 28's bars, in one run: held-out emoji vs the artist's clip beside
+    name retrieval, chance and ceiling (with and without near-twins), seeds, unseen styles and prompts."""
+    import time
+
+    import torch
+
+    from ..models.motion_net import load_motion_model
+    from ..models.text import load_text_encoders
+    from .motion_model import (
+        Limits,
+        Settings,
+        library_from_bank,
+        library_from_clips,
+        load_styles,
+        run,
+        short_table,
+        write_report,
+    )
+    from .realclips import default_fluent_glob, fluent_files
+
+    started = time.perf_counter()
+    if threads:
+        torch.set_num_threads(threads)
+    if split not in ("heldout", "train", "all"):
+        raise UserError(f"--split '{split}': expected heldout, train or all")
+    net = load_motion_model(model)
+    pattern = assets or default_fluent_glob()
+    files = fluent_files(pattern, split=split)
+    if not files:
+        raise UserError(f"no Fluent WebPs match '{pattern}' in split '{split}'")
+    if bank is not None:
+        if not bank.is_file():
+            raise UserError(f"--bank '{bank}': file not found")
+        library = library_from_bank(bank)
+    else:
+        library = library_from_clips(fluent_files(pattern, split="train"), lambda it, d: _bar(d)(it))
+    if not library.names:
+        raise UserError("the retrieval library is empty (no training-split motions)")
+    styles = load_styles([s for s in style if s != "none"], per_style, size)
+    settings = Settings(fps, seconds, steps, image_guidance, text_guidance)
+    command = (f"stickers eval motion-model --model {model} --seeds {seeds} --seed-emoji {seed_emoji} "
+               f"--per-style {per_style} --fps {fps:g} --seconds {seconds:g} --steps {steps} --image-guidance "
+               f"{image_guidance:g} --text-guidance {text_guidance:g} --size {size}" +
+               (f" --limit {limit}" if limit else "") + (f" --bank {bank}" if bank else "") +
+               "".join(f" --style {s}" for s in style))
+    meta = {"model": str(model), "command": command}
+    try:
+        meta["snapshot_step"] = json.loads((model / "config.json").read_text()).get("snapshot_step")
+    except (OSError, ValueError):
+        pass
+    out = out or Path(f"eval-motion-{model.name or 'model'}")
+
+    def checkpoint(report: dict) -> None:  # after every measure: a late failure keeps what was measured
+        report["meta"]["timings"]["command_s"] = time.perf_counter() - started
+        write_report(out, report)
+
+    report = run(net, load_text_encoders([net.cfg.text]), files, library, styles, settings,
+                 Limits(limit, seed_emoji, seeds, per_style), size, lambda it, d: _bar(d)(it), meta, checkpoint)
+    paths = out / "report.json", out / "REPORT.md"
+    print(short_table(report))
+    print(f"wrote {paths[0]} and {paths[1]}", file=sys.stderr)

@@ -96,6 +96,15 @@ def loop_basis(frames: np.ndarray, fps: float, cond: int, size: int = BASIS_SIZE
     return _premultiplied_at(frames, (cond + np.round(np.arange(k) * fps / BASIS_FPS).astype(int)) % n, size)
 
 
+def conditioning_frame(frames: np.ndarray, still: np.ndarray, recorded: int | None = None) -> int:
+    """The conditioning frame of a clip (T, H, W, 4): the index it records (an output's sidecar,
+    sampling/resume.recorded_loop: 0 on the motion path, 3 of 8 on the video path) when that is a frame of it,
+    else the frame nearest the still (`nearest_frame`: the artist's clips record none)."""
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and 0 <= recorded < frames.shape[0]:
+        return recorded
+    return nearest_frame(frames, still)
+
+
 def nearest_frame(frames: np.ndarray, still: np.ndarray) -> int:
     """The index of the frame (T, H, W, 4) most like the still (any size; straight RGBA): how the
     conditioning frame is found when a clip does not record it."""

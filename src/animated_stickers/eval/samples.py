@@ -1,4 +1,5 @@
-"""The model's animations of real held-out clips (input = the clip's middle frame), for `eval auto --model`.
+"""The model's animations of real held-out clips (input = the clip's middle frame), for `eval auto --model` /
+`--motion-model`.
 
 Writes a folder pair `inputs/` (PNG stills + prompts.json) and `outputs/` (one WebP per input) that
 `stickers eval auto --inputs --outputs` (and the human evaluation) can judge again later.
@@ -6,6 +7,7 @@ Writes a folder pair `inputs/` (PNG stills + prompts.json) and `outputs/` (one W
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -15,13 +17,6 @@ from PIL import Image
 from ..atomic import atomic_write_text
 from ..errors import UserError
 from .realclips import RealClip, fluent_files, load_real_clips, prompt_for
-
-
-def _save_animation(frames: list[Image.Image], path: Path, fps: float = 8.0) -> Path:
-    """Lossless looping WebP, written atomically by the export area."""
-    from ..export.formats import write_animation
-
-    return write_animation(frames, path, fps=fps, lossless=True)
 
 
 def real_clips(
@@ -42,20 +37,26 @@ def real_clips(
 
 
 def animate_clips(
-    model_dir: Path | None,
+    pipe,
     clips: list[RealClip],
     work_dir: Path,
     batch_size: int = 4,
     progress: Callable[[Iterable], Iterable] = iter,
 ) -> tuple[Path, Path]:
-    """Animate each clip's middle frame with the emoji's name alone; returns (inputs_dir, outputs_dir)."""
-    try:
-        from ..sampling.pipeline import AnimatePipeline
-    except ModuleNotFoundError:
-        raise UserError(
-            "the sampling pipeline (animated_stickers.sampling.pipeline) is not installed yet"
-        ) from None
-    pipe = AnimatePipeline.from_dir(model_dir)
+    """Animate each clip's middle frame with the emoji's name alone on `pipe`, either path
+    (sampling/paths.open_pipeline), at its defaults: the path's loop and frame rate (motion: 48 frames at 24
+    fps, the still frame 0; video: 8 at 8). Each output is lossless WebP with a sidecar recording its loop,
+    so the judge reads the conditioning frame (resume.recorded_loop). Returns (inputs_dir, outputs_dir)."""
+    from ..config import PATH_FPS
+    from ..export.formats import write_animation
+    from ..sampling.onnx_pipeline import weights_digest
+    from ..sampling.params import with_loop
+    from ..sampling.resume import mark_made, record
+
+    fps = PATH_FPS[pipe.path]
+    params = with_loop(pipe.sampling, pipe.path, fps)
+    frames, cond = pipe.layout(params)
+    digest = weights_digest(Path(pipe.source)) if pipe.source else ""
     inputs, outputs = work_dir / "inputs", work_dir / "outputs"
     inputs.mkdir(parents=True, exist_ok=True)
     outputs.mkdir(parents=True, exist_ok=True)
@@ -67,9 +68,14 @@ def animate_clips(
     batches = [list(range(i, min(i + batch_size, len(clips)))) for i in range(0, len(clips), batch_size)]
     for batch in progress(batches):
         images = [Image.fromarray(clips[i].image) for i in batch]
-        videos = pipe.animate(images, [entries[i]["prompt"] for i in batch])
-        for i, frames in zip(batch, videos):
-            _save_animation([f.convert("RGBA") for f in frames], outputs / f"{clips[i].stem}.webp")
+        videos = pipe.animate(images, [entries[i]["prompt"] for i in batch], params)
+        for j, (i, seq) in enumerate(zip(batch, videos)):
+            out = write_animation([f.convert("RGBA") for f in seq], outputs / f"{clips[i].stem}.webp", fps=fps,
+                                  lossless=True)
+            own = dataclasses.replace(params, seed=params.seed + j)  # sticker j of the call's seed
+            made = record(inputs / entries[i]["image"], entries[i]["prompt"], own, {"path": pipe.path, "fps": fps},
+                          digest)
+            mark_made(out, made, {"path": pipe.path, "frames": frames, "fps": fps, "cond_index": cond})
     return inputs, outputs
 
 

@@ -1,8 +1,8 @@
 """One sticker under several prompts as a labelled contact sheet (issue 12: the model card's relevance picture).
 
-Each row is one prompt's clip (8 frames left to right, on a checkerboard so transparency shows), labelled
-with the prompt and the motion the estimator measures in it (motion/words.py), so the picture and the
-agreement figure say the same thing. Also writes the rows as one animated grid (WebP).
+Each row is one prompt's clip (its frames left to right, at most MAX_COLUMNS of them, on a checkerboard so
+transparency shows), labelled with the prompt and the motion the estimator measures in it (motion/words.py),
+so the picture and the agreement figure say the same thing. Also writes the rows as one animated grid (WebP).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from ..data.preview import animated_grid, contact_sheet, over_checkerboard
 from ..motion.words import describe_motion, dominant_motion
 from ..rgba import fit_pad_frames
 
+MAX_COLUMNS = 12  # frames per row on the sheet (the animated grid keeps every frame)
+
 
 def prompt_sheet(animate: Callable, rgba: np.ndarray, prompts: list[str], out: Path, cond: int,
                  fps: float = 8.0, tile: int = 96) -> list[dict]:
@@ -25,6 +27,7 @@ def prompt_sheet(animate: Callable, rgba: np.ndarray, prompts: list[str], out: P
     rows = [{"prompt": p, "measured": dominant_motion(describe_motion(c, fps, cond))} for p, c in zip(prompts, clips)]
     tiles = [over_checkerboard(fit_pad_frames(c, tile)) for c in clips]  # (T, tile, tile, 3) each
     labels = [f"{r['prompt']}  ->  measured: {r['measured']}" for r in rows]
-    contact_sheet(tiles, labels, tile, out)
+    step = -(-len(clips[0]) // MAX_COLUMNS)  # a 48-frame motion-path loop: every 4th frame on the sheet
+    contact_sheet([t[::step] for t in tiles], labels, tile, out)
     animated_grid(tiles, tile, fps, out.with_suffix(".webp"))
     return rows

@@ -5,7 +5,9 @@ temp file in the target folder, renamed into place; nothing is left behind on fa
 
 What each format keeps (checked by tests/test_export_formats.py):
 - .webp lossless (`lossless=True`, default): RGBA exactly wherever alpha > 0 (`exact=True`; Pillow's
-  decoder returns fully transparent pixels as 0, 0, 0, 0).
+  decoder returns fully transparent pixels as 0, 0, 0, 0). An animation is encoded with `method` 0: a
+  48-frame loop at 256 px (the motion path's default) took 0.44 s against 8.6 s with Pillow's default 4, for
+  a third more bytes (measured on one busy core; method 1: 2.0 s, +8%); a still keeps method 4.
   Lossy (`lossless=False`, `quality`=85): colour lossy, alpha exact (`alpha_quality=100`).
 - .png (APNG, `disposal=1, blend=0`): RGBA exactly. `colors=N` palettizes (N RGBA entries, see
   palette.py; saved with `disposal=0, blend=0`, as Pillow cannot dispose palette frames).
@@ -94,11 +96,14 @@ def _save_pillow(frames: list[Image.Image], fp: Path, durations: list[int], **kw
         frames[0].save(fp, save_all=True, append_images=frames[1:], duration=durations, loop=0, **kw)
 
 
+LOSSLESS_ANIMATION_METHOD = 0  # libwebp effort of a lossless animation: 20x faster than 4 (module docstring)
+
+
 def _write_webp(frames: list[Image.Image], fp: Path, fps: float, lossless: bool, opts: dict) -> None:
     opts = _pop_known(dict(opts), "webp", {"quality", "alpha_quality", "method", "minimize_size",
                                            "allow_mixed", "kmin", "kmax", "bleed"})
     bleed = opts.pop("bleed", True)
-    kw = {"method": 4, **opts}
+    kw = {"method": LOSSLESS_ANIMATION_METHOD if lossless and len(frames) > 1 else 4, **opts}
     if lossless:
         kw.update(lossless=True, exact=True)
     else:

@@ -4,9 +4,18 @@
 them (motion-compensated in-betweens up to the preset's fps) and encodes candidates in a temp
 folder: for each frame rate, highest first, it binary-searches the preset's quality ladder (best
 first) for the best quality under the byte budget, down to the preset's quality floor; if that is
-still too big it drops to the next frame rate (the last, the source rate, may use the whole
-ladder). The chosen file is read back and checked against every limit before it is moved into
-place; if nothing fits, it fails with one line and writes nothing.
+still too big it drops to the next frame rate (the source rate, and the lower rates a preset
+allows for long loops, `fewer_frames`, may use the whole ladder). The chosen file is read back and
+checked against every limit before it is moved into place; if nothing fits, it fails with one line
+and writes nothing.
+
+Long loops (the motion path: 48 frames at 24 fps, up to 90 at 30 fps): 48 frames of a sticker whose whole
+body moves (a bounce) at 512x512 are 640-790 KB of lossy WebP at quality 50-80 with exact alpha, over
+WhatsApp's 500 KB, and 90 frames at 30 fps do not fit even with lossy alpha; so the WhatsApp ladder ends
+with lossy-alpha steps and may drop every other or every third frame (24 fps -> 12 or 8, 30 fps -> 15 or
+10). Encoder speed (one busy core, 48 frames at 512 px, lossy WebP q80): method 4 (Pillow's default)
+5.8 s, method 2 3.5 s for +3% bytes, method 0 1.7 s for +38%; the animated WebP ladder uses method 2,
+since one search may encode 4-6 candidates.
 
 Limits (sources: core.telegram.org/stickers; WhatsApp/stickers StickerPackValidator.java, where
 1 KB = 1024 bytes; Slack and Discord help pages):
@@ -39,7 +48,7 @@ from ..data.animation import read_animation
 from ..errors import UserError
 from .formats import atomic_output, format_of, repeat_counts, write_animation
 from .imaging import bleed_colour, check_frames, fit_frames
-from .retime import RETIME_MODES, check_fps, pingpong_frames, retime
+from .retime import MIN_FPS, RETIME_MODES, check_fps, pingpong_frames, retime
 
 KB = 1024
 
@@ -59,6 +68,7 @@ class Preset:
     max_fps: float | None = None
     min_frame_ms: int | None = None
     fps_steps: tuple[float, ...] = (24.0, 16.0, 12.0)  # retime targets tried if >= 1.25x the source rate
+    fewer_frames: tuple[int, ...] = ()  # the source rate / these (every 2nd, 3rd frame) when nothing else fits
     quality_steps: tuple[dict, ...] = ({},)  # write_animation options, best quality first
     quality_floor: int | None = None  # lowest step index tried before dropping fps (the last fps tries all)
     poster_first: bool = False  # rotate the loop so the conditioning frame is shown first
@@ -66,19 +76,23 @@ class Preset:
 
 _WEBM_CRF = tuple({"lossless": False, "crf": c} for c in (24, 30, 36, 42, 48, 54, 63))
 _WEBP_LOSSY = tuple({"lossless": False, "quality": q} for q in (90, 80, 70, 60, 50, 40, 30))
+# Animated WebP: method 2 (see above), then lossy alpha as the last resort of a long loop.
+_WEBP_ANIMATED = (tuple({"lossless": False, "quality": q, "method": 2} for q in (90, 80, 70, 60, 50, 40, 30))
+                  + tuple({"lossless": False, "quality": 30, "alpha_quality": a, "method": 2} for a in (70, 40)))
 _GIF = ({"colors": 255, "dither": 1.0}, {"colors": 255, "dither": 0.0}, {"colors": 128, "dither": 0.0},
         {"colors": 64, "dither": 0.0}, {"colors": 32, "dither": 0.0})
 _APNG = ({},) + tuple({"colors": c} for c in (256, 128, 64))  # lossless RGBA, then shared RGBA palettes
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("telegram", "Telegram video sticker: WebM VP9 + alpha, 512 px long side, <= 3 s, <= 30 fps, <= 256 KB",
-           ".webm", 512, 256 * KB, max_duration_s=3.0, max_fps=30.0, quality_steps=_WEBM_CRF, quality_floor=3),
+           ".webm", 512, 256 * KB, max_duration_s=3.0, max_fps=30.0, quality_steps=_WEBM_CRF, quality_floor=3,
+           fewer_frames=(2,)),
     Preset("telegram-static", "Telegram static sticker: WebP, 512 px long side, <= 512 KB",
            ".webp", 512, 512 * KB, animated=False, quality_steps=({"lossless": True},) + _WEBP_LOSSY),
     # No lossless step: a 512x512 lossless loop is ~10x over 500 KB, and the costliest encode to try.
     Preset("whatsapp", "WhatsApp animated sticker: WebP 512x512, <= 500 KB, frames >= 8 ms, <= 10 s",
            ".webp", 512, 500 * KB, square=True, max_duration_s=10.0, min_frame_ms=8,
-           quality_steps=_WEBP_LOSSY, quality_floor=3, poster_first=True),
+           quality_steps=_WEBP_ANIMATED, quality_floor=3, poster_first=True, fewer_frames=(2, 3)),
     Preset("whatsapp-static", "WhatsApp static sticker: WebP 512x512, <= 100 KB",
            ".webp", 512, 100 * KB, square=True, animated=False, quality_steps=({"lossless": True},) + _WEBP_LOSSY),
     Preset("gif", "Chat GIF for Discord/Slack: 256 px long side, <= 256 KB (also a valid Discord emoji)",
@@ -115,6 +129,7 @@ class ExportReport:
     fps: float
     options: dict  # the write_animation options that were used (the quality step)
     attempts: list[dict] = field(default_factory=list)  # every step tried: fps, options, bytes (skipped: predicted)
+    cond_frame: int = 0  # where the conditioning frame is in the file (moved by poster_first and retiming)
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
@@ -142,7 +157,9 @@ def _fps_plan(preset: Preset, n: int, src_fps: float, interpolate: bool = True) 
                         f"at most {preset.max_duration_s:g} s; use fps >= {n / preset.max_duration_s:.3g}")
     # Interpolate only for a real gain: a small rate change would just blur every frame.
     steps = preset.fps_steps if interpolate else ()  # held repeats add no motion (encoders merge them)
-    plan = [f for f in steps if 1.25 * src_fps <= f <= limit] + [min(src_fps, limit)]
+    source = min(src_fps, limit)
+    plan = [f for f in steps if 1.25 * src_fps <= f <= limit] + [source]
+    plan += [source / k for k in preset.fewer_frames if source / k >= MIN_FPS]  # the last resort of a long loop
     return sorted(set(plan), reverse=True)
 
 
@@ -192,14 +209,15 @@ def _check_file(path: Path, preset: Preset, frames: int, fps: float) -> dict:
             "duration_s": duration_s if animated else 0.0, "fps": frames / duration_s if animated else 0.0}
 
 
-def _prepare(frames: list[Image.Image], preset: Preset, cond_frame: int | None) -> list[Image.Image]:
-    """Still or rotated loop, fitted to the preset canvas; the conditioning frame defaults to config.cond_index."""
+def _prepare(frames: list[Image.Image], preset: Preset, cond_frame: int | None) -> tuple[list[Image.Image], int]:
+    """Still or rotated loop, fitted to the preset canvas, and where the conditioning frame is in it (it defaults
+    to config.cond_index, the video path's rule; the motion path passes its own, 0)."""
     cond = min(cond_frame, len(frames) - 1) if cond_frame is not None else cond_index(len(frames))
     if not preset.animated:
-        frames = [frames[cond]]
+        frames, cond = [frames[cond]], 0
     elif preset.poster_first and cond:
-        frames = frames[cond:] + frames[:cond]  # same loop, starting at the conditioning frame
-    return fit_frames(frames, preset.long_side, square=preset.square)
+        frames, cond = frames[cond:] + frames[:cond], 0  # same loop, starting at the conditioning frame
+    return fit_frames(frames, preset.long_side, square=preset.square), cond
 
 
 def export_preset(frames: Sequence[Image.Image], fps: float, preset: str | Preset, out: str | Path,
@@ -217,7 +235,7 @@ def export_preset(frames: Sequence[Image.Image], fps: float, preset: str | Prese
     prepare_output_file(out)  # fail before encoding, not after
     if retime_mode not in RETIME_MODES:
         raise UserError(f"retime mode {retime_mode!r}: expected one of {', '.join(RETIME_MODES)}")
-    base = _prepare(frames, preset, cond_frame)
+    base, cond = _prepare(frames, preset, cond_frame)
     if pingpong and preset.animated:  # NOT a real loop (see retime.py); it nearly doubles the length
         base = pingpong_frames(base)
     plan = _fps_plan(preset, len(base), fps, retime_mode != "hold") if preset.animated else [fps]
@@ -250,9 +268,9 @@ def export_preset(frames: Sequence[Image.Image], fps: float, preset: str | Prese
 
         chosen = None
         floor = len(steps) - 1 if preset.quality_floor is None else min(preset.quality_floor, len(steps) - 1)
-        for k, target in enumerate(plan):
+        for target in plan:
             seq, rate = retime(base, fps, target, retime_mode, cache=flow_cache) if preset.animated else (base, fps)
-            n_steps = len(steps) if k == len(plan) - 1 else floor + 1
+            n_steps = len(steps) if target <= fps + 1e-9 else floor + 1  # the source rate and below: every step
             bled: list[Image.Image] = []  # filled by the first lossy encode at this rate
             best = _search(lambda i, seq=seq, bled=bled, rate=rate: encode(seq, bled, rate, i), n_steps,
                            preset.max_bytes)
@@ -268,8 +286,10 @@ def export_preset(frames: Sequence[Image.Image], fps: float, preset: str | Prese
         measured = _check_file(path, preset, len(seq), rate)
         with atomic_output(out) as final:
             shutil.copyfile(path, final)
+    # Retiming keeps the loop's length: source frame c is at c * m / n of m frames (the nearest, if between two).
+    cond = round(cond * len(seq) / len(base)) % len(seq)
     return ExportReport(path=out, preset=preset.name, format=format_of(out), max_bytes=preset.max_bytes,
-                        options=dict(steps[i]), attempts=attempts, **measured)
+                        options=dict(steps[i]), attempts=attempts, cond_frame=cond, **measured)
 
 
 def _search(encode: Callable[[int], tuple[Path | None, int]], n: int, budget: int) -> tuple[Path, int] | None:

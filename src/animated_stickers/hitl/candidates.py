@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write_text, is_partial
+from ..config import PATH_FPS
 from ..errors import UserError
 from ..prompts_file import PROMPTS_FILE
 from ..sampling.params import check_seeds
 from .inputs import MAX_PER_PROMPT, check_count, load_still, read_candidates_manifest, read_json_file
 
-CANDIDATE_FPS = 8.0  # 8 frames at 8 fps (paper 3.1); what eval/relevance.py assumes
 PLAN_FILE, MANIFEST_FILE, LOG_DIR = "plan.json", "manifest.json", ".log"
 
 
@@ -139,7 +139,8 @@ def _run(todo: list[Job], entries: list[dict], prompts_dir: Path, models: dict[s
     from tqdm import tqdm
 
     from ..export.formats import write_animation
-    from ..sampling.pipeline import AnimatePipeline, with_overrides
+    from ..sampling.params import check_path_settings, with_loop, with_overrides
+    from ..sampling.paths import folder_path, open_pipeline
 
     torch.manual_seed(0)
     bar = tqdm(total=total, initial=total - len(todo), desc=f"candidates (process {rank + 1}/{world})",
@@ -148,14 +149,19 @@ def _run(todo: list[Job], entries: list[dict], prompts_dir: Path, models: dict[s
     made = 0
     with log.open("a", encoding="utf-8") as fh:
         for teacher in sorted({j.teacher for j in todo}):
-            pipe = AnimatePipeline.from_dir(models[teacher])
+            # A teacher is a video model by recipe; a motion model folder (NAME=DIR) runs on the motion path.
+            path = folder_path(models[teacher])
+            check_path_settings(path, {"prompt_motion": prompt_motion})
+            pipe = open_pipeline(path, models[teacher], models[teacher])
+            fps = PATH_FPS[path]  # video: 8 frames at 8 fps (paper 3.1); motion: 48 at 24
             for job in (j for j in todo if j.teacher == teacher):
                 entry = entries[job.prompt_index]
                 still = load_still(prompts_dir / entry["image"], f"'{prompts_dir / PROMPTS_FILE}'")
-                params = with_overrides(pipe.model.sampling, seed=job.seed, steps=steps, prompt_motion=prompt_motion)
+                params = with_loop(with_overrides(pipe.sampling, seed=job.seed, steps=steps,
+                                                  prompt_motion=prompt_motion), path, fps)
                 t0 = time.perf_counter()
                 frames = pipe.animate([still], [entry["prompt"]], params)[0]
-                write_animation(frames, out / job.rel, fps=CANDIDATE_FPS, lossless=True)
+                write_animation(frames, out / job.rel, fps=fps, lossless=True)
                 row = {**asdict(job), "rank": rank, "world": world, "seconds": round(time.perf_counter() - t0, 3)}
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()

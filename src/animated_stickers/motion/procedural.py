@@ -318,21 +318,30 @@ def requested_components(words: tuple[str, ...] | list[str], amplitude: str = ""
     most, 'still' and unknown words skipped), amplitude from the adverb, cycles per loop from the speed
     (about 1 Hz, 0.5 Hz slowly, 2 Hz quickly; whole cycles, so the loop stays seamless). Each is relative
     to its rest pose, so phase 0 is the sticker itself."""
-    comps = []
-    seconds = num_frames / fps
-    target_hz = {"slow": 0.5, "": 1.0, "fast": 2.0}[speed]
-    for word in [w for w in words if w in WORD_MOTION][:2]:
-        name = WORD_MOTION[word]
-        (lo, hi), _ = _PARAMS[name]
-        hz = target_hz / (2 if name == "bounce" else 1)  # |sin| bounces twice per cycle
-        if name == "shake":  # a jitter: as fast as the frames allow
-            k = max(1, num_frames // 2 - 1)
-        else:
-            k = max(1, min(round(hz * seconds), num_frames // 4 or 1))
-        at = _AMPLITUDE_AT[amplitude] + (0.5 if name == "shake" else 0.0)  # a shake is small at its best
-        amp = 1.0 if name == "spin" else lo + min(at, 1.0) * (hi - lo)
-        comps.append(Component(name, amp, k, 1, rest=True))
-    return comps
+    names = [WORD_MOTION[w] for w in words if w in WORD_MOTION][:2]
+    return [_at_rest(name, amplitude, speed, num_frames, fps) for name in names]
+
+
+def preset_components(name: str, num_frames: int, fps: float) -> list[Component]:
+    """A single motion chosen by name (a `--motion-preset`: bounce, slide, spin, ...) at its usual size and
+    about 1 Hz, relative to its rest pose (phase 0 is the sticker itself); no prompt is read."""
+    if name not in MOTIONS or "+" in name:
+        raise ValueError(f"motion preset '{name}': expected one of {', '.join(procedural_motion_names(False))}")
+    return [_at_rest(name, "", "", num_frames, fps)]
+
+
+def _at_rest(name: str, amplitude: str, speed: str, num_frames: int, fps: float) -> Component:
+    """One component of motion `name` at the amplitude an adverb names ("" usual, "gentle", "wild") and the
+    speed ("" about 1 Hz, "slow", "fast") in whole cycles per loop of `num_frames` at `fps`."""
+    (lo, hi), _ = _PARAMS[name]
+    hz = {"slow": 0.5, "": 1.0, "fast": 2.0}[speed] / (2 if name == "bounce" else 1)  # |sin| bounces twice
+    if name == "shake":  # a jitter: as fast as the frames allow
+        k = max(1, num_frames // 2 - 1)
+    else:
+        k = max(1, min(round(hz * num_frames / fps), num_frames // 4 or 1))
+    at = _AMPLITUDE_AT[amplitude] + (0.5 if name == "shake" else 0.0)  # a shake is small at its best
+    amp = 1.0 if name == "spin" else lo + min(at, 1.0) * (hi - lo)
+    return Component(name, amp, k, 1, rest=True)
 
 
 def _gentler(comps: list[Component]) -> list[Component]:
@@ -421,6 +430,16 @@ def shrink_to_move(comps: list[Component], alpha: np.ndarray, num_frames: int, s
         comps = _gentler(comps)
         drawn = drawn_for(motion_envelope(comps, small, num_frames))
     return comps, drawn
+
+
+def place_components(comps: list[Component], alpha: np.ndarray, num_frames: int, room: bool = True
+                     ) -> tuple[list[Component], DrawnAt]:
+    """Motion components fitted to a sticker's alpha (H, W) in [0, 1]: with `room`, the sticker is drawn
+    smaller so the motion keeps its size and stays on the canvas (`shrink_to_move`); without, the motion
+    shrinks to fit (`fit_in_view`). The one rule for a prompt's motion and a `--motion-preset`."""
+    if not comps:
+        return [], DrawnAt()
+    return shrink_to_move(comps, alpha, num_frames) if room else (fit_in_view(comps, alpha, num_frames), DrawnAt())
 
 
 def move_frames(frames: np.ndarray, comps: list[Component], cond: int, drawn: DrawnAt = DrawnAt()) -> np.ndarray:

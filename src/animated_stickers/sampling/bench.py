@@ -311,12 +311,17 @@ class _Phases:
         self.started = True
         self.bar.set_description(f"bench: {name}")
 
+    def note(self, name: str) -> None:
+        """A step inside the current phase."""
+        self.bar.set_description(f"bench: {name}")
+
     def close(self) -> None:
         self.bar.update(1)
         self.bar.close()
 
 
-CONFIG_NAMES = ("naive", "dpm15", "dpm15-adaptive", "dpm15-adaptive-optimized", "distilled", "onnx", "distilled-onnx")
+CONFIG_NAMES = ("naive", "dpm15", "dpm15-adaptive", "dpm15-adaptive-optimized", "distilled", "onnx", "distilled-onnx",
+                "motion")  # motion: the motion model's section (motion_bench.py)
 ONNX_CONFIGS = ("onnx", "distilled-onnx")  # the compiled engine of the model / of --distilled
 
 
@@ -329,18 +334,19 @@ def _load(model: Path | None, random: bool) -> tuple[StickerModel, str]:
 
 def run_bench(model: Path | None = None, random: bool = False, distilled: Path | None = None, repeats: int = 1,
               batch: int = 4, only: list[str] | None = None, threads: int | None = None, ablate: bool = True,
-              decoder: bool = True) -> dict:
+              decoder: bool = True, motion_model: Path | None = None) -> dict:
     """Run the benchmark and return its JSON-able result (`only`: a subset of CONFIG_NAMES).
     `ablate=False` skips the per-speed-up ablation: the optimised rows use SpeedOptions' defaults;
-    `decoder=False` skips the reference-decoder costs."""
+    `decoder=False` skips the reference-decoder costs. `motion_model`: the motion section's model folder
+    (default weights/motion, else a random one; `random` always takes a random one)."""
     wanted = set(only or CONFIG_NAMES)
     if wanted - set(CONFIG_NAMES):
         raise UserError(f"unknown configuration '{min(wanted - set(CONFIG_NAMES))}': expected some of "
                         f"{', '.join(CONFIG_NAMES)}")
     threads = set_threads(threads)
     optimise = bool({"dpm15-adaptive-optimized", "distilled"} & wanted)
-    measured = len(wanted - ({"distilled", "distilled-onnx"} if distilled is None else set()))
-    log = _Phases(1 + (optimise and ablate) + measured * (1 + repeats))
+    measured = len(wanted - ({"distilled", "distilled-onnx"} if distilled is None else set()) - {"motion"})
+    log = _Phases(1 + (optimise and ablate) + measured * (1 + repeats) + ("motion" in wanted))
     m, source = _load(model, random)
     bench = Bench(m, repeats, batch)
 
@@ -394,6 +400,14 @@ def run_bench(model: Path | None = None, random: bool = False, distilled: Path |
             r["speedup_vs_naive"] = round(naive["seconds_per_sticker"] / r["seconds_per_sticker"], 2)
             if key in r:  # (absent when batch is 1)
                 r[f"speedup_vs_naive_batch{batch}"] = round(naive[key] / r[key], 2)
+    if "motion" in wanted:
+        from .motion_bench import motion_bench
+
+        log("motion model")
+        result["motion"] = motion_bench(motion_model, repeats, threads, log.note, random)
+        for r in result["motion"].get("rows", []):  # the naive row is the video path's, at its own canvas
+            if naive:
+                r["speedup_vs_naive"] = round(naive["seconds_per_sticker"] / r["total_s"], 2)
     log.close()
     result["configs"] = rows
     # Reference-guided decoding at 256/512 px vs decode-and-upscale (decoder_bench.py), and its share of
@@ -422,4 +436,9 @@ def format_table(result: dict) -> str:
         if key.endswith("px"):
             lines.append(f"reference decoder @{key}: {row['reference_s']:.3f} s/sticker vs {row['plain_s']:.3f} s "
                          f"decode-and-upscale ({row.get('share_of_sticker', float('nan')):.0%} of a sticker)")
+    if "motion" in result:
+        from .motion_bench import format_motion
+
+        naive = next((r for r in result["configs"] if r["name"] == "naive" and "seconds_per_sticker" in r), None)
+        lines.append(format_motion(result["motion"], naive["seconds_per_sticker"] if naive else None))
     return "\n".join(lines)

@@ -28,6 +28,27 @@ def _params(pipe, given: dict):
 
 
 ENGINES = ("auto", "onnx", "torch")
+PATH_HELP = ("How the motion is made: motion (the learned motion model moves your sticker's own pixels along a "
+             "generated loop; the default when weights/motion exists, or with --motion-model) or video (the "
+             "paper's latent video model, weights/tiny or --model).")
+MOTION_MODEL_HELP = "Motion model folder for the motion path (default weights/motion)."
+FPS_HELP = ("Playback rate, 0.1 to 100 (GIF: 50); default 24 on the motion path (frames = fps x seconds), 8 on "
+            "the video path.")
+
+
+def _open_path(path: str, engine: str, model: Path | None, motion_model: Path | None, jit: bool, threads: int,
+               flags: dict, fps: float):
+    """(pipeline, params) of a call on generation `path`: the motion pipeline, else the video one
+    (`_open_pipeline`); the loop's frame count is decided here (params.with_loop: fps x seconds)."""
+    from .params import with_loop
+
+    if path == "motion":
+        from .paths import open_pipeline
+
+        pipe = open_pipeline(path, None, motion_model, engine, threads or None)
+        return pipe, with_loop(_params(pipe, flags), path, fps)
+    pipe, params = _open_pipeline(engine, model, jit, threads, flags)
+    return pipe, with_loop(params, path, fps)
 
 
 def _compile_cmd(model: Path | None) -> str:
@@ -61,15 +82,37 @@ def _open_pipeline(engine: str, model: Path | None, jit: bool, threads: int, fla
     return pipe, _params(pipe, flags)
 
 
-def _check_flags(engine: str, flags: dict) -> None:
-    """The sampling options' ranges on the built-in defaults, before any model is loaded (a conditioning
-    frame without --frames is checked against the model's own loop length after)."""
+def _compile_video(model: Path | None, force: bool, settings: dict) -> None:
+    """`stickers compile` of a video model: kept when its current compile serves these settings."""
+    from .onnx_pipeline import OnnxPipeline
+
+    current = None if force else OnnxPipeline.open(model)
+    if current is not None and current.supports(_params(current, settings)):
+        typer.echo(f"{current.folder / 'onnx'} is current (use --force to compile again)")
+        return
+    from .onnx_export import compile_model
+
+    compile_model(model, log=typer.echo, **settings)
+
+
+def _check_flags(engine: str, flags: dict, path: str = "video", fps: float | None = None, jit: bool = False) -> int:
+    """The sampling options' ranges on the built-in defaults and what `path` can honour, before any model is
+    loaded (a video-path conditioning frame without --frames is checked against the model's own loop length
+    after). Returns the motion path's frames per loop (0 on the video path)."""
     from ..config import SamplingConfig
-    from .params import MAX_FRAMES, clip_layout, from_flags
+    from .params import MAX_VIDEO_FRAMES, check_path_settings, clip_layout, from_flags, motion_layout
 
     if engine not in ENGINES:
         raise UserError(f"--engine '{engine}': expected one of {', '.join(ENGINES)}")
-    clip_layout(from_flags(SamplingConfig(), flags), MAX_FRAMES, 0)
+    check_path_settings(path, flags)
+    params = from_flags(SamplingConfig(), flags)
+    if path == "video":
+        clip_layout(params, MAX_VIDEO_FRAMES, 0)
+        return 0
+    if jit:
+        raise UserError("--jit: the motion path has no TorchScript trace (its ONNX compile is the fast engine: "
+                        "`stickers compile --motion-model DIR`); drop it or use --path video")
+    return motion_layout(params, fps)[0]
 
 
 def _speed(jit: bool, threads: int):
@@ -108,14 +151,17 @@ def _new_folders(folders: set[Path]):
         raise
 
 
-def _write(frames, out: Path, fps: float, preset: str | None) -> Path:
+def _write(frames, out: Path, fps: float, preset: str | None, cond: int) -> tuple[Path, dict]:
+    """Write one loop whose conditioning frame is `cond`: (the file, the loop as written: frames, fps and where
+    that frame is in the file; a preset may retime the loop, or show that frame first)."""
     if preset:
         from ..export.presets import export_preset
 
-        return export_preset(frames, fps, preset, out).path
+        report = export_preset(frames, fps, preset, out, cond_frame=cond)
+        return report.path, {"frames": report.frames, "fps": report.fps, "cond_index": report.cond_frame}
     from ..export.formats import write_animation
 
-    return write_animation(frames, out, fps)
+    return write_animation(frames, out, fps), {"frames": len(frames), "fps": fps, "cond_index": cond}
 
 
 def _check_fps(fps: float, preset: str | None, outs: list[Path]) -> None:
@@ -165,24 +211,30 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, Opt("--format", help="Format for folder outputs: webp, gif, png, webm.")] = "webp",
         preset: Annotated[str | None, Opt(help="Messenger preset (telegram, whatsapp, ...) instead of a "
                                                "format.")] = None,
-        model: Annotated[Path | None, Opt(help="Video model folder (default weights/tiny).")] = None,
+        model: Annotated[Path | None, Opt(help="Video model folder for the video path (default weights/tiny).")] = None,
+        path: Annotated[str | None, Opt("--path", help=PATH_HELP)] = None,
+        motion_model: Annotated[Path | None, Opt(help=MOTION_MODEL_HELP)] = None,
         frames_out: Annotated[Path | None, Opt(help="Also write PNG frames here (stem_00.png ...).")] = None,
-        fps: Annotated[float, Opt(help="Playback rate of the frames, 0.1 to 100 (GIF: 50).")] = 8.0,
+        fps: Annotated[float | None, Opt(help=FPS_HELP)] = None,
         batch_size: Annotated[int, Opt(help="Stickers per sampling call (1 or more).")] = 4,
         jit: Annotated[bool, Opt(help="TorchScript trace + freeze the UNet (checked against eager).")] = False,
         threads: Annotated[int, Opt(help="CPU threads (0 = all cores).")] = 0,
         engine: Annotated[str, Opt(help="auto (the model's ONNX compile when it has a current one for these "
-                                        "settings, see `stickers compile`; else torch), onnx or torch.")] = "auto",
+                                        "settings, see `stickers compile`; else torch), onnx or torch. On the "
+                                        "motion path any settings run on a current compile.")] = "auto",
         overwrite: Annotated[bool, Opt(help="With --inputs/--outputs: make every output again (by default a "
                                             "rerun skips those whose sidecar shows the same input, prompt, "
                                             "settings and model).")] = False,
         settings: dict | None = None,
     ) -> None:
-        """Animate sticker(s): image + prompt -> looping transparent animation (8 frames, or --frames)."""
+        """Animate sticker(s): image + prompt -> looping transparent animation (motion path: fps x seconds, 48
+        frames; video path: 8 frames, or --frames)."""
+        from ..config import PATH_FPS
         from ..cpu import check_threads
         from ..export.presets import get_preset
         from .jobs import check_jobs, prepare_jobs
-        from .params import check_seeds
+        from .params import check_loop_budget, check_seeds
+        from .paths import choose_path
 
         # Every flag and input is checked before a model loads (seconds and hundreds of MB).
         flags, seed = settings or {}, (settings or {}).get("seed")
@@ -191,7 +243,10 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--batch-size {batch_size}: expected 1 or more stickers per sampling call")
         if seed is not None:
             check_seeds(seed)
-        _check_flags(engine, flags)
+        path, note = choose_path(path, model, motion_model)
+        fps = PATH_FPS[path] if fps is None else fps
+        _check_fps(fps, preset, [])
+        frames = _check_flags(engine, flags, path, fps, jit)
         if preset:
             fmt = get_preset(preset).suffix
         if frames_out and frames_out.exists() and not frames_out.is_dir():
@@ -200,12 +255,18 @@ def register(app: typer.Typer) -> None:
         _check_fps(fps, preset, [j.out for j in checked])
         if seed is not None:
             check_seeds(seed, len(checked))
-        pipe, params = _open_pipeline(engine, model, jit, threads, flags)
+        if frames:  # the motion path's loop in memory: frames x the largest sticker's pixels
+            check_loop_budget(frames, [j.rgba.size for j in checked])
+        pipe, params = _open_path(path, engine, model, motion_model, jit, threads, flags, fps)
+        if note:
+            typer.echo(note, err=True)
         jobs = prepare_jobs(checked, pipe.resolution)
         from .resume import Sidecars, runs
 
-        extra = {"fps": fps, "preset": preset, "frames_out": frames_out and str(frames_out)}
-        made = Sidecars(model or DEFAULT_MODEL_DIR, params, extra) if inputs is not None else None
+        cond = pipe.layout(params)[1]
+        extra = {"fps": fps, "preset": preset, "frames_out": frames_out and str(frames_out), "path": path}
+        folder = Path(pipe.source) if path == "motion" else model or DEFAULT_MODEL_DIR
+        made = Sidecars(folder, params, extra) if inputs is not None else None
         todo = list(range(len(jobs))) if made is None or overwrite else made.todo(checked)
         if len(todo) < len(jobs):
             typer.echo(f"skipped {len(jobs) - len(todo)} of {len(jobs)} output(s) already written with the same "
@@ -219,27 +280,29 @@ def register(app: typer.Typer) -> None:
                     call = dataclasses.replace(params, seed=params.seed + batch[0])
                     results = pipe.animate_stickers([jobs[j].sticker for j in batch], [jobs[j].prompt for j in batch],
                                                     call, bar.callback)
-                    for j, frames in zip(batch, results):
-                        written = _write(frames, jobs[j].out, fps, preset)
+                    for j, seq in zip(batch, results):
+                        written, loop = _write(seq, jobs[j].out, fps, preset, cond)
                         if frames_out:
-                            _write_frames(frames, frames_out, jobs[j].stem)
+                            _write_frames(seq, frames_out, jobs[j].stem)
                         if made is not None:
-                            made.mark(j, checked[j])
+                            made.mark(j, checked[j], {"path": path, **loop})
                         bar.bar.write(f"wrote {written}")
         finally:
             bar.close()
 
     @app.command("generate")
     @one_line_errors
-    @settings_options(only=("seed", "steps", "image_guidance", "text_guidance", "dtype"))
+    @settings_options(only=("seed", "steps", "image_guidance", "text_guidance", "dtype", "seconds"))
     def text_to_sticker(
         prompt: Annotated[str, Opt("--prompt", "-p", help="What the sticker shows and does.")],
         out: Annotated[Path, Opt("--out", "-o", help="Output animation (.webp .gif .png .webm).")],
         still_out: Annotated[Path | None, Opt(help="Also save the generated still sticker (PNG).")] = None,
         t2i_model: Annotated[Path | None, Opt(help="Text-to-image model folder (default weights/tiny-t2i).")] = None,
-        model: Annotated[Path | None, Opt(help="Video model folder (default weights/tiny).")] = None,
+        model: Annotated[Path | None, Opt(help="Video model folder for the video path (default weights/tiny).")] = None,
+        path: Annotated[str | None, Opt("--path", help=PATH_HELP)] = None,
+        motion_model: Annotated[Path | None, Opt(help=MOTION_MODEL_HELP)] = None,
         t2i_guidance: Annotated[float | None, Opt(help="Text guidance scale of the still.")] = None,
-        fps: Annotated[float, Opt(help="Playback rate of the frames.")] = 8.0,
+        fps: Annotated[float | None, Opt(help=FPS_HELP)] = None,
         preset: Annotated[str | None, Opt(help="Messenger preset instead of the --out suffix's format.")] = None,
         threads: Annotated[int, Opt(help="torch threads (0 = all cores).")] = 0,
         settings: dict | None = None,
@@ -249,11 +312,13 @@ def register(app: typer.Typer) -> None:
         Experimental: the text-to-image model had only 500 CPU training steps; its stills are rough colour blobs.
         """
         from ..checks import check_prompt
+        from ..config import PATH_FPS
         from ..cpu import check_threads
         from ..export.presets import get_preset
         from .jobs import check_out_file
         from .params import check_seeds, from_flags
-        from .pipeline import AnimatePipeline, TextToImagePipeline
+        from .paths import choose_path
+        from .pipeline import TextToImagePipeline
         from .preprocess import prepare_sticker
 
         flags = settings or {}
@@ -261,16 +326,19 @@ def register(app: typer.Typer) -> None:
         check_threads(threads)
         if flags.get("seed") is not None:
             check_seeds(flags["seed"])
+        path, note = choose_path(path, model, motion_model)
+        fps = PATH_FPS[path] if fps is None else fps
         _check_fps(fps, preset, [out])
-        _check_flags("torch", flags)
+        _check_flags("torch", flags, path, fps)
         if preset:
             get_preset(preset)
         check_out_file(out, preset)
-        speed = _speed(False, threads)
-        t2i = TextToImagePipeline.from_dir(t2i_model, speed)
-        video = AnimatePipeline.from_dir(model, speed)
-        still_params = from_flags(t2i.model.sampling, {**flags, "image_guidance": None, "text_guidance": t2i_guidance})
-        params = _params(video, flags)
+        t2i = TextToImagePipeline.from_dir(t2i_model, _speed(False, threads))
+        video, params = _open_path(path, "torch", model, motion_model, False, threads, flags, fps)
+        if note:
+            typer.echo(note, err=True)
+        still_params = from_flags(t2i.model.sampling, {**flags, "image_guidance": None, "text_guidance": t2i_guidance,
+                                                       "seconds": None})
         bar = _Bar(still_params.steps + params.steps, "generating")
         try:
             still = t2i.stills([text], still_params, bar.callback)[0]
@@ -279,9 +347,9 @@ def register(app: typer.Typer) -> None:
 
                 with atomic_output(Path(still_out)) as tmp:
                     still.save(tmp, format="PNG")
-            sticker = prepare_sticker(still, "generated still", video.model.cfg.resolution, key=False)
+            sticker = prepare_sticker(still, "generated still", video.resolution, key=False)
             frames = video.animate_stickers([sticker], [text], params, bar.callback)[0]
-            written = _write(frames, out, fps, preset)
+            written = _write(frames, out, fps, preset, video.layout(params)[1])[0]
         finally:
             bar.close()
         typer.echo(f"wrote {written}")
@@ -291,21 +359,27 @@ def register(app: typer.Typer) -> None:
     @settings_options(only=("steps", "scheduler", "num_frames"))
     def compile_(
         model: Annotated[Path | None, Opt(help="Video model folder (default weights/tiny).")] = None,
+        motion_model: Annotated[Path | None, Opt(help="Motion model folder (any steps and guidance run on its "
+                                                      "compile). Neither given: weights/tiny, and weights/motion "
+                                                      "when it exists.")] = None,
         force: Annotated[bool, Opt(help="Compile even when a current compile exists.")] = False,
         settings: dict | None = None,
     ) -> None:
         """Compile a model's default sampling to ONNX (MODEL/onnx/): `animate` then runs without torch."""
-        from .onnx_pipeline import OnnxPipeline
+        from .paths import bundled_motion_model
 
-        current = None if force else OnnxPipeline.open(model)
-        if current is not None:
-            params = _params(current, settings or {})
-            if current.supports(params):
-                typer.echo(f"{current.folder / 'onnx'} is current (use --force to compile again)")
-                return
-        from .onnx_export import compile_model
+        given = [k for k, v in (settings or {}).items() if v is not None]
+        if given and model is None and motion_model is not None:
+            raise UserError(f"--{given[0].replace('_', '-')} sets the video model's compile: the motion model's "
+                            "compile runs any steps (add --model DIR to compile a video model too)")
+        if model is not None or motion_model is None:
+            _compile_video(model, force, settings or {})
+        if motion_model is None and model is None:
+            motion_model = bundled_motion_model()  # beside the bundled video model, when there is one
+        if motion_model is not None:
+            from .motion_compile import compile_motion_model
 
-        compile_model(model, log=typer.echo, **(settings or {}))
+            compile_motion_model(motion_model, log=typer.echo, force=force)
 
     @app.command()
     @one_line_errors
@@ -316,8 +390,11 @@ def register(app: typer.Typer) -> None:
         distilled: Annotated[Path | None, Opt(help="Distilled model folder for the 'distilled' slot.")] = None,
         repeats: Annotated[int, Opt(min=1, help="Timed repeats per measurement (median).")] = 1,
         batch: Annotated[int, Opt(min=1, help="Batch size of the per-sticker-at-batch measurement.")] = 4,
+        motion_model: Annotated[Path | None, Opt(help="Motion model folder for the motion rows (default "
+                                                      "weights/motion, else a random default-size one).")] = None,
         configs: Annotated[str | None, Opt(help="Comma-separated subset: naive, dpm15, dpm15-adaptive, "
-                                                "dpm15-adaptive-optimized, distilled.")] = None,
+                                                "dpm15-adaptive-optimized, distilled, onnx, distilled-onnx, "
+                                                "motion (the motion model's rows).")] = None,
         threads: Annotated[int, Opt(help="torch threads (0 = all cores).")] = 0,
         save: Annotated[Path | None, Opt(help="Also write the JSON to this file.")] = None,
         resolutions: Annotated[str | None, Opt(help="Instead: the cost of native canvas sizes, e.g. 128,256 "
@@ -325,13 +402,13 @@ def register(app: typer.Typer) -> None:
         cold: Annotated[bool, Opt("--cold", help="Instead: a fresh `stickers animate` process end to end (cold "
                                                  "start) beside the same call warm.")] = False,
     ) -> None:
-        """Benchmark naive vs DPM-Solver vs adaptive vs optimised sampling (paper 3.3.1)."""
+        """Benchmark naive vs DPM-Solver vs adaptive vs optimised sampling (paper 3.3.1), and the motion model."""
         from ..cpu import check_threads
         from .bench import format_table, run_bench
 
         check_threads(threads)
-        if model is not None and random:
-            raise UserError("give --model DIR or --random, not both")
+        if random and (model is not None or motion_model is not None):
+            raise UserError(f"give {'--model' if model is not None else '--motion-model'} DIR or --random, not both")
         if resolutions:
             from .optimize import set_threads
             from .rescost import format_resolution_table, resolution_cost
@@ -348,7 +425,8 @@ def register(app: typer.Typer) -> None:
             result, table = cold_start(model, threads or None, repeats), format_cold
         else:
             result = run_bench(model=model, random=random, distilled=distilled, repeats=repeats, batch=batch,
-                               only=configs.split(",") if configs else None, threads=threads or None)
+                               only=configs.split(",") if configs else None, threads=threads or None,
+                               motion_model=motion_model)
             table = format_table
         text = json.dumps(result, indent=2)
         if save:

@@ -93,14 +93,15 @@ class _Fuse(nn.Module):
 
 
 def _export(module: nn.Module, args: tuple, names: list[str], path: Path, side: int | None = None,
-            straight_rgba: bool = False) -> float:
+            straight_rgba: bool = False, batch: tuple[str, ...] = ()) -> float:
     """Export and check onnxruntime against torch on `args`; returns the relative difference.
 
     By tracing (TorchScript's exporter): the solver's Python (diffusers' step index lookups) runs on
     real values and its schedule becomes constants, which torch.export refuses as data-dependent.
     `side`: the second input's last two axes are dynamic from `side` to 4 x `side` (the fusion net, via
     torch.export: tracing cannot export its antialiased bicubic resize). `straight_rgba`: the output is
-    straight RGBA on axis 1, compared premultiplied."""
+    straight RGBA on axis 1, compared premultiplied. `batch`: inputs whose first axis is dynamic (one "n"
+    for all of them and the output)."""
     import onnxruntime as ort
 
     module.eval()
@@ -109,8 +110,9 @@ def _export(module: nn.Module, args: tuple, names: list[str], path: Path, side: 
         warnings.simplefilter("ignore")  # TracerWarnings: the schedule's Python numbers become constants
         expected = module(*args).float().numpy()
         if side is None:
+            dynamic = {n: {0: "n"} for n in (*batch, "out")} if batch else None
             torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET, input_names=names,
-                              output_names=["out"])
+                              output_names=["out"], dynamic_axes=dynamic)
         else:
             dim = torch.export.Dim("side", min=side, max=4 * side)
             shapes = {n: ({2: dim, 3: dim} if k == 1 else None) for k, n in enumerate(names)}
@@ -212,11 +214,17 @@ def compile_model(folder: str | Path | None = None, log: Callable[[str], None] =
     encoder = model.text.encoders[0]
     if not getattr(encoder.tokenizer, "is_fast", False):
         raise UserError(f"compile: text encoder '{encoder.spec.kind}' has no fast tokenizer (tokenizer.json)")
+    return install_compile(root, lambda tmp: _write_graphs(model, params, frames, cond, tmp, log), log)
+
+
+def install_compile(root: Path, write: Callable[[Path], dict[str, float]], log: Callable[[str], None]) -> Path:
+    """`write(tmp)` fills a fresh folder with graphs + manifest.json and returns each graph's parity; the folder
+    then replaces `root/onnx/` (an older compile stays until the new one is complete); returns its path."""
     out, tmp = root / COMPILED_DIR, root / f".{COMPILED_DIR}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        parity = _write_graphs(model, params, frames, cond, tmp, log)
+        parity = write(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # a failed compile leaves nothing half-written
         raise

@@ -104,9 +104,10 @@ class StaleCompile(UserError):
     """A compile that must not run (missing or damaged file, other weights, older format); names the file."""
 
 
-def current_manifest(folder: Path) -> dict | None:
+def current_manifest(folder: Path, graphs: tuple[str, ...] | None = None) -> dict | None:
     """The compile's manifest when it and every file it lists check out; None when there is no compile;
-    StaleCompile naming the first file that does not."""
+    StaleCompile naming the first file that does not. `graphs`: the graphs it must hold (default the video
+    model's, `graph_names`; the motion model's compile passes its own, sampling/motion_onnx.py)."""
     compiled = folder / COMPILED_DIR
     path = compiled / "manifest.json"
     if not path.exists():
@@ -125,7 +126,7 @@ def current_manifest(folder: Path) -> dict | None:
         raise StaleCompile(f"'{path}' was changed after the compile (its own digest differs)")
     if manifest.get("digest") != weights_digest(folder):
         raise StaleCompile(f"'{compiled}' was compiled from other weights")
-    for name in (*(f"{g}.onnx" for g in graph_names(manifest)), TOKENIZER):
+    for name in (*(f"{g}.onnx" for g in graphs or graph_names(manifest)), TOKENIZER):
         if name not in files:
             raise StaleCompile(f"'{path}' has no digest for '{name}'")
     for name, digest in sorted(files.items()):
@@ -143,6 +144,18 @@ def read_manifest(folder: Path) -> dict | None:
         return current_manifest(folder)
     except StaleCompile:
         return None
+
+
+def load_tokenizer(path: Path, length: int):
+    """The compiled tokenizer.json padded and truncated to `length` tokens, as the torch encoders tokenize
+    (models/text.py: padding="max_length", truncation), with the `tokenizers` library only."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path))
+    tok.enable_truncation(length)
+    pad = tok.padding or {}
+    tok.enable_padding(length=length, pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
+    return tok
 
 
 class OnnxPipeline:
@@ -205,13 +218,7 @@ class OnnxPipeline:
         return cls(root, manifest, sampling, threads)
 
     def _tokenizer(self, length: int):
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_file(str(self.folder / COMPILED_DIR / TOKENIZER))
-        tok.enable_truncation(length)
-        pad = tok.padding or {}
-        tok.enable_padding(length=length, pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
-        return tok
+        return load_tokenizer(self.folder / COMPILED_DIR / TOKENIZER, length)
 
     # ------------------------------------------------------------------ settings
     @property

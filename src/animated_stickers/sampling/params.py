@@ -9,7 +9,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..checks import check_prompt
-from ..config import DTYPE_NAMES, MAX_FRAMES, MAX_SEED, RENDERS, SamplingConfig, cond_index_at  # noqa: F401
+from ..config import (  # noqa: F401 (re-exported)
+    DTYPE_NAMES,
+    MAX_FRAMES,
+    MAX_LOOP_PIXELS,
+    MAX_SEED,
+    MAX_VIDEO_FRAMES,
+    MOTION_SECONDS,
+    PATH_FPS,
+    PATHS,
+    RENDERS,
+    SamplingConfig,
+    cond_index_at,
+    cond_index_for,
+)
 from ..errors import UserError
 
 
@@ -107,13 +120,93 @@ def with_overrides(params: SamplingConfig, **changes) -> SamplingConfig:
 
 
 def clip_layout(params: SamplingConfig, frames: int, cond: int) -> tuple[int, int]:
-    """(frames, conditioning index) of a call: the params' choice, else the defaults of a model trained on
-    `frames` with frame `cond` (config.cond_index_at)."""
+    """(frames, conditioning index) of a latent-video-path call: the params' choice, else the defaults of a
+    model trained on `frames` with frame `cond` (config.cond_index_at)."""
     t = params.num_frames or frames
+    if t > MAX_VIDEO_FRAMES:
+        raise UserError(f"frames={t}: expected 2 to {MAX_VIDEO_FRAMES} on the video path (up to {MAX_FRAMES} on "
+                        "the motion path)")
     c = params.cond_frame if params.cond_frame is not None else cond_index_at(frames, cond, t)
+    return t, _check_cond(c, t)
+
+
+def motion_layout(params: SamplingConfig, fps: float | None = None) -> tuple[int, int]:
+    """(frames, conditioning index) of a motion-path call: `frames` when given, else fps x seconds (defaults
+    24 fps x 2 s = 48); the still is frame 0 unless `cond_frame` says otherwise (config.cond_index_for)."""
+    t = params.num_frames or loop_frames(fps or PATH_FPS["motion"], params.seconds or MOTION_SECONDS)
+    c = params.cond_frame if params.cond_frame is not None else cond_index_for("motion", t)
+    return t, _check_cond(c, t)
+
+
+def _check_cond(c: int, t: int) -> int:
     if not 0 <= c < t:
         raise UserError(f"cond_frame={c}: expected 0 to {t - 1} for {t} frames")
-    return t, c
+    return c
+
+
+def loop_frames(fps: float, seconds: float) -> int:
+    """round(fps x seconds): the frames of a motion-path loop; UserError unless 2 to MAX_FRAMES."""
+    t = round(fps * seconds)
+    if not 2 <= t <= MAX_FRAMES:
+        raise UserError(f"fps {fps:g} x seconds {seconds:g} = {t} frames: expected 2 to {MAX_FRAMES} frames per "
+                        "loop (a lower fps or a shorter loop)" if t > MAX_FRAMES else
+                        f"fps {fps:g} x seconds {seconds:g} = {t} frames: expected at least 2 (a higher fps or a "
+                        "longer loop)")
+    return t
+
+
+def with_loop(params: SamplingConfig, path: str, fps: float) -> SamplingConfig:
+    """`params` with the loop decided for `path` at playback rate `fps` (after check_path_settings): on the
+    motion path `frames` = round(fps x seconds) and `seconds` (default 2) set, unless `frames` was given; the
+    video path's loop is `frames` frames (its model's 8 by default)."""
+    if path == "video" or params.num_frames is not None:
+        return params
+    seconds = params.seconds or MOTION_SECONDS
+    return dataclasses.replace(params, num_frames=loop_frames(fps, seconds), seconds=seconds)
+
+
+def check_loop_budget(frames: int, sizes: list[tuple[int, int]]) -> None:
+    """UserError when `frames` frames of the largest sticker (w, h) of a call pass MAX_LOOP_PIXELS (frames x
+    output pixels: the loop is held in memory as 8-bit RGBA before it is encoded)."""
+    w, h = max(sizes, key=lambda s: s[0] * s[1])
+    if frames * w * h > MAX_LOOP_PIXELS:
+        raise UserError(f"{frames} frames of {w}x{h} px is {frames * w * h / 2**20:.0f} Mpx: expected at most "
+                        f"{MAX_LOOP_PIXELS / 2**20:.0f} Mpx (frames x width x height); use a lower fps, a "
+                        "shorter loop or a smaller sticker")
+
+
+# What a setting does not do on the motion path, when given (field -> (applies when, why)); one line each.
+NOT_ON_MOTION_PATH = {
+    "scheduler": (lambda v: True, "the motion path samples with DDIM"),
+    "guided_steps": (lambda v: True, "the motion path guides every step"),
+    "prompt_motion": (lambda v: v, "the motion path reads the prompt through the text encoder only; "
+                                   "--motion-preset NAME lays a rigid move over it"),
+    "render": (lambda v: v != "warp", "the motion path always moves the sticker's own pixels (warp)"),
+    "dtype": (lambda v: v != "float32", "the motion model runs in float32"),
+}
+
+
+def check_path_settings(path: str, given: dict) -> None:
+    """UserError for a setting given (field -> value, None = not given) that the chosen `path` cannot honour,
+    naming the setting and the path that does: the CLI and HTTP check the same way."""
+    if path not in PATHS:
+        raise UserError(f"path '{path}': expected one of {', '.join(PATHS)}")
+    named = {s.field: s.name for s in settings()}
+    for field, value in given.items():
+        if value is None:
+            continue
+        if path == "motion" and field in NOT_ON_MOTION_PATH and NOT_ON_MOTION_PATH[field][0](value):
+            shown = value if not isinstance(value, bool) else str(value).lower()
+            raise UserError(f"{named[field]}={shown}: {NOT_ON_MOTION_PATH[field][1]} (or use the video path)")
+        if path == "video" and field == "motion_preset":
+            raise UserError(f"motion_preset '{value}': presets are laid over the motion path's generated motion; "
+                            "the video path moves as the prompt's motion words say (prompt_motion)")
+        if path == "video" and field == "seconds":
+            raise UserError(f"seconds={value:g}: the video path's loop is `frames` frames (default 8) played at "
+                            "fps; give frames instead, or use the motion path")
+    if given.get("num_frames") is not None and given.get("seconds") is not None:
+        raise UserError(f"frames={given['num_frames']} and seconds={given['seconds']:g}: expected one of them "
+                        "(frames = fps x seconds)")
 
 
 def check_call(prompts: list[str], params: SamplingConfig, stickers: int) -> tuple[list[str], SamplingConfig]:
@@ -132,3 +225,10 @@ def prompts_per_sticker(prompts: list[str], stickers: int) -> list[str]:
     if len(prompts) != stickers:
         raise UserError(f"{len(prompts)} prompts for {stickers} images: expected one each (or one for all)")
     return [check_prompt(p) for p in prompts]
+
+
+def draws_smaller(params) -> bool:
+    """Whether a call's settings (RenderSettings) draw the sticker smaller for its motion (a prompt's on the
+    video path, a motion preset's on the motion path): not when the exact input is pasted at the conditioning
+    frame (it would jump between sizes once per loop)."""
+    return params.room and not params.paste_input

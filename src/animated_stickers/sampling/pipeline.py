@@ -105,6 +105,8 @@ def to_images(frames: torch.Tensor) -> list[Image.Image]:
 class AnimatePipeline:
     """Animate stickers with a video StickerModel; see the module docstring for the steps."""
 
+    path = "video"  # the paper's latent video path (config.PATHS); motion_pipeline.MotionPipeline is the other
+
     def __init__(self, model: StickerModel, speed: SpeedOptions | None = None,
                  batched_guidance: bool = True) -> None:
         if model.stage != "video":
@@ -126,11 +128,21 @@ class AnimatePipeline:
         return self.model.sampling
 
     @property
+    def source(self) -> str:
+        return self.model.source  # the folder it was loaded from; "" when built in memory
+
+    @property
     def resolution(self) -> int:
         return self.model.cfg.resolution
 
     def layout(self, params: SamplingConfig) -> tuple[int, int]:
         return clip_layout(self.model.cfg, params)
+
+    def describe(self) -> dict:
+        """What /v1/info shows of the model."""
+        cfg = self.model.cfg
+        return {"name": cfg.name, "resolution": cfg.resolution, "num_frames": cfg.num_frames,
+                "stage": self.model.stage, "path": self.path}
 
     # ------------------------------------------------------------------ public
     def animate(self, images: list[Image.Image], prompts: list[str], params: SamplingConfig | None = None,

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..motion.procedural import Component, DrawnAt, fit_in_view, move_frames, requested_components, shrink_to_move
+from ..motion.procedural import Component, DrawnAt, move_frames, place_components, requested_components
 from ..motion.words import prompt_request
 from ..rgba import to_uint8
+from .params import draws_smaller  # noqa: F401 (re-exported: the rule lives with the settings)
 
 MOTION_FPS = 8.0  # the speed words are judged at the rate clips play (8 frames = 1 s)
 
@@ -38,10 +39,8 @@ def prompt_components(prompt: str, alpha: np.ndarray, frames: int, room: bool = 
     none): with `room`, the sticker is drawn smaller so the motion keeps its size and stays on the canvas
     (procedural.shrink_to_move); without, the motion shrinks to fit (procedural.fit_in_view)."""
     req = prompt_request(prompt)
-    comps = requested_components(req.words, req.amplitude, req.speed, frames, MOTION_FPS)
-    if not comps:
-        return [], DrawnAt()
-    return shrink_to_move(comps, alpha, frames) if room else (fit_in_view(comps, alpha, frames), DrawnAt())
+    return place_components(requested_components(req.words, req.amplitude, req.speed, frames, MOTION_FPS),
+                            alpha, frames, room)
 
 
 def move_by_prompt(frames: np.ndarray, prompt: str, cond: int, room: bool = True) -> np.ndarray | None:
@@ -59,9 +58,3 @@ def drawn_sticker(rgba: np.ndarray, prompt: str, frames: int, room: bool = True)
     if placed.identity:
         return rgba, 1.0
     return to_uint8(move_frames(still, comps, 0, placed)[0]), placed.scale
-
-
-def draws_smaller(params) -> bool:
-    """Whether a call's settings (RenderSettings) draw the sticker smaller for its motion: not when the exact input is
-    pasted at the conditioning frame (it would jump between sizes once per loop)."""
-    return params.room and not params.paste_input

@@ -30,7 +30,13 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
-        model: Annotated[Path | None, typer.Option(help="Model folder (default: weights/tiny).")] = None,
+        model: Annotated[Path | None, typer.Option(help="Video model folder for the video path (default: "
+                                                        "weights/tiny).")] = None,
+        path: Annotated[str | None, typer.Option("--path", help="motion (the learned motion model; the default "
+                                                 "when weights/motion exists) or video (the paper's latent video "
+                                                 "model).")] = None,
+        motion_model: Annotated[Path | None, typer.Option(help="Motion model folder for the motion path (default: "
+                                                               "weights/motion).")] = None,
         t2i: Annotated[Path | None, typer.Option(help="Text-to-image model folder for /v1/generate "
                                                       "(default: weights/tiny-t2i if present).")] = None,
         random_tiny: Annotated[bool, typer.Option("--random-tiny", help="Random tiny models.")] = False,
@@ -51,14 +57,18 @@ def register(app: typer.Typer) -> None:
             return
         import uvicorn
 
+        from ..sampling.paths import choose_path
         from .app import create_app
         from .bodylimit import uvicorn_limits
         from .loading import load_generator, load_pipeline
 
         settings = _settings(max_batch, max_wait_ms, queue_size, timeout_s, max_upload_mb)
+        path, note = ("video", None) if random_tiny and path is None else choose_path(path, model, motion_model)
         # Loaded here, once, before uvicorn starts: a bad folder is one line and exit 2, not a traceback.
-        pipeline = load_pipeline(model, random_tiny)
+        pipeline = load_pipeline(model, random_tiny, path, motion_model)
         generator = load_generator(t2i, random_tiny)
+        if note:
+            typer.echo(note, err=True)
         typer.echo(f"serving on http://{host}:{port}  (page: /, docs: /docs; text-to-image: "
                    f"{'on' if generator else 'off'})", err=True)
         uvicorn.run(create_app(pipeline, settings, generator=generator), host=host, port=port,

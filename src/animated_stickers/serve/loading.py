@@ -10,16 +10,19 @@ from ..models.checkpoint import DEFAULT_MODEL_DIR
 DEFAULT_T2I_DIR = DEFAULT_MODEL_DIR.parent / "tiny-t2i"
 
 
-def load_pipeline(model_dir: Path | None, random_tiny: bool = False) -> Any:
-    """The AnimatePipeline for a model folder (default weights/tiny) or a random tiny model."""
-    from ..sampling.pipeline import AnimatePipeline
+def load_pipeline(model_dir: Path | None, random_tiny: bool = False, path: str = "video",
+                  motion_model: Path | None = None) -> Any:
+    """The pipeline of generation `path`: the MotionPipeline of a motion model folder (default weights/motion),
+    else the AnimatePipeline of a video model folder (default weights/tiny) or a random tiny model."""
+    from ..sampling.paths import open_pipeline
 
-    if random_tiny:
+    if random_tiny and path != "motion":
         from ..config import model_config
         from ..models.checkpoint import StickerModel
+        from ..sampling.pipeline import AnimatePipeline
 
         return AnimatePipeline(StickerModel.create(model_config("tiny")).eval())
-    return AnimatePipeline.from_dir(model_dir)
+    return open_pipeline(path, model_dir, motion_model)
 
 
 def load_generator(t2i_dir: Path | None, random_tiny: bool = False) -> Any | None:

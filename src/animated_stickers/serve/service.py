@@ -26,9 +26,16 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from ..checks import check_prompt
-from ..config import SamplingConfig
-from ..sampling.params import SettingError, check_seeds, from_flags, settings
-from ..sampling.pipeline import clip_layout
+from ..config import PATH_FPS, SamplingConfig
+from ..sampling.params import (
+    SettingError,
+    check_loop_budget,
+    check_path_settings,
+    check_seeds,
+    from_flags,
+    settings,
+    with_loop,
+)
 from ..sampling.preprocess import Sticker, prepare_sticker
 from .batching import MicroBatcher
 from .outputs import encode_animation, encode_preset, preset_names
@@ -91,7 +98,7 @@ class Service:
         self.settings, self.still_maker = settings, still_maker
         self.pipeline: Any = None
         self.batcher: MicroBatcher | None = None
-        self.results = Lru(settings.result_cache_mb * 2**20)  # result id -> (frames, fps); cost = RGBA bytes
+        self.results = Lru(settings.result_cache_mb * 2**20)  # result id -> (frames, fps, cond); cost = RGBA bytes
         self.tracked = Lru(settings.progress_entries)  # request id -> Job while it runs, then a snapshot
 
     # ------------------------------------------------------------------ lifetime
@@ -112,22 +119,39 @@ class Service:
             await self.batcher.stop()
 
     @property
-    def model(self) -> Any:
-        return self.pipeline.model
-
-    @property
     def defaults(self) -> SamplingConfig:
         return self.pipeline.sampling
 
+    @property
+    def path(self) -> str:
+        """The generation path this server runs (config.PATHS): its pipeline's."""
+        return self.pipeline.path
+
+    @property
+    def default_fps(self) -> float:
+        """The playback rate of a request that names none: the server's, else the path's own."""
+        return self.settings.default_fps or PATH_FPS[self.path]
+
     # ------------------------------------------------------------------ checks, before a request joins the line
-    def sampling_params(self, given: dict[str, Any]) -> SamplingConfig:
-        """The model's recommended settings with the request's (params.from_flags: the one check; 422)."""
+    def sampling_params(self, given: dict[str, Any], fps: float | None = None) -> SamplingConfig:
+        """The model's recommended settings with the request's (params.from_flags: the one check; 422), what
+        this server's path can honour, and the loop's frames at playback rate `fps` (params.with_loop)."""
+        check_path_settings(self.path, given)
         params = from_flags(self.defaults, given)
         if params.steps > self.settings.max_steps:  # this server's limit, below the setting's own range
             steps = next(s for s in settings() if s.field == "steps")
             raise SettingError(dataclasses.replace(steps, range=(1, self.settings.max_steps)), params.steps)
         check_seeds(params.seed, self.settings.max_batch, "field 'seed': ")  # a batch's item i uses seed + i
+        params = with_loop(params, self.path, fps or self.default_fps)
+        self.pipeline.layout(params)  # a conditioning frame outside the loop is a 422 here
         return params
+
+    def check_loop(self, params: SamplingConfig, sticker: Sticker) -> int:
+        """The request's conditioning index, once its loop fits the memory budget (frames x the sticker's
+        pixels; params.check_loop_budget)."""
+        frames, cond = self.pipeline.layout(params)
+        check_loop_budget(frames, [sticker.rgba.size])
+        return cond
 
     def clean_prompt(self, prompt: str) -> str:
         """checks.check_prompt with this server's limit; its UserError becomes a 422."""
@@ -144,7 +168,7 @@ class Service:
     def prepare(self, data: bytes, content_type: str | None, filename: str | None) -> Sticker:
         """Worker-pool thread: decode + check the upload, then key/fit it exactly as the pipeline does."""
         still = decode_upload(data, content_type, filename, self.settings)
-        return prepare_sticker(still, filename or "upload", self.model.cfg.resolution)
+        return prepare_sticker(still, filename or "upload", self.pipeline.resolution)
 
     # ------------------------------------------------------------------ running and answering
     async def run(self, work: Work, request_id: str | None) -> tuple[Any, Any]:
@@ -159,9 +183,9 @@ class Service:
                 self.tracked.put(request_id, progress_view(job, -1))
 
     async def encode(self, frames: list[Image.Image], fmt: str, preset: str | None,
-                     rate: float) -> tuple[bytes, str, str]:
+                     rate: float, cond: int) -> tuple[bytes, str, str]:
+        """Frames (conditioning index `cond`, shown first by a poster-first preset) -> reply bytes."""
         if preset:
-            cond = clip_layout(self.model.cfg, dataclasses.replace(self.defaults, num_frames=len(frames)))[1]
             return await run_in_threadpool(encode_preset, frames, preset, rate, cond)
         return await run_in_threadpool(encode_animation, frames, fmt, rate)
 

@@ -33,7 +33,7 @@ class ServeSettings:
     max_pixels: int = 4096 * 4096  # decoded image area; more -> 422 (decompression-bomb guard)
     max_side: int = 1024  # larger uploads are downscaled to this (keeps result memory bounded)
     max_steps: int = 100  # sampling steps a request may ask for
-    default_fps: float = 8.0  # 8 frames -> a 1 s loop
+    default_fps: float | None = None  # None: the path's own (motion 24: 48 frames = 2 s; video 8: 8 frames = 1 s)
     result_cache_mb: int = 256  # recent results (RGBA frames) kept for re-download in other formats
     progress_entries: int = 256  # request ids whose progress is remembered
 

@@ -7,8 +7,11 @@ safetensors + JSON. `MotionTask` is a task for training/loop.py's `train_stage`,
 loop's Accelerate engines, EMA, exact resume and safetensors + JSON checkpoints. Objective: v (or eps)
 on the normalised volume (motion/spectral.py `normalise`, scales fitted on the bank's volumes and kept in
 the run's motion_config.json), IP2P conditioning and CFG dropout (paper 2.1). With the stage's
-`canonical_phase` each augmented volume is turned to its canonical loop phase before normalising (the bank
-keeps the measured phases); the MotionConfig records it (`canonical_phase`) for sampling.
+`canonical_phase` the target is the clip's consensus volume (its stored phases aligned and averaged, in
+the canonical loop phase; the bank keeps the measured phases) and every stored phase's still is a view of
+it; the MotionConfig records it (`canonical_phase`) for sampling. The target is cut to the still's
+support (`MotionNet.support`), the loss weighs the sticker over the empty canvas, and timesteps are drawn
+biased to high noise, where the conditioning decides the result (`high_noise_timesteps`).
 
 Layout: RUN/<stage>/motion_config.json (resolved config, written once), checkpoint-N/, metrics.jsonl,
 model/ (config.json + motion.safetensors, EMA weights) when the stage completes.
@@ -35,12 +38,21 @@ from ..data.motion_loader import augment, phase_stills, plan_motion_example
 from ..diffusion.schedules import target, train_scheduler
 from ..errors import UserError
 from ..models.motion_net import MotionConfig, MotionNet, load_motion_model, motion_config, save_motion_model
-from ..motion.spectral import fit_scales, normalise
+from ..motion.spectral import consensus_volume, fit_scales, normalise
 from .banks import Sample, cache_key, pick_sample, read_samples, rng_from, source_groups
 from .loop import load_ema_weights, train_stage
 from .recipes import Recipe, Stage
 
 CONFIG_FILE = "motion_config.json"
+BACKGROUND_WEIGHT = 0.2  # loss weight of the canvas outside the target's support (the support adds 1)
+
+
+def high_noise_timesteps(n: int, total: int, gen: torch.Generator) -> torch.Tensor:
+    """(n,) training timesteps drawn with density 2 (1 - u) mapped high: t = total (1 - (1 - u)^2). What the
+    still and the text must decide (where and how it moves) is learned at high noise; at low noise the
+    noisy field shows it. The 16-clip test (issue 28): text- and still-dependent within 500 steps."""
+    u = torch.rand(n, generator=gen)
+    return (total * (1 - (1 - u) ** 2)).long().clamp(0, total - 1)
 
 
 @dataclass
@@ -50,13 +62,58 @@ class MotionBank:
     stills: torch.Tensor  # (M, S, S, 4) uint8 straight RGBA
     volumes: torch.Tensor  # (M, 4K, s, s) float16 canvas units
     metas: list[dict]  # per sample: shard metadata + "start"/"count" into the phase rows
+    consensus: torch.Tensor | None = None  # (N, 4K, s, s) float16: one target per sample (`with_consensus`)
+    cross: torch.Tensor | None = None  # (C, S, S, 4) uint8: cross-style stills (`with_cross_styles`)
+    cross_rows: list[tuple[int, int]] | None = None  # per sample: (start, count) into `cross`
+
+    def with_cross_styles(self, index: dict[str, list[Path]], cache_dir: Path, key: str) -> MotionBank:
+        """The bank with each Fluent sample's cross-style stills (data/cross_style.py: the emoji's stills in
+        `index`, from `style_index`, aligned to its first stored phase's still), cached in cache_dir by `key`
+        (which names the samples and the styles)."""
+        from ..data.cross_style import cross_style_stills
+
+        path = cache_dir / f"cross-{key}.safetensors"
+        if path.is_file():
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                rows = json.loads(f.metadata()["rows"])
+            self.cross, self.cross_rows = load_file(str(path))["stills"], [tuple(r) for r in rows]
+            return self
+        stills, rows = [], []
+        for m in tqdm(self.metas, desc="cross-style stills", unit="clip"):
+            found = (cross_style_stills(m.get("name", ""), self.stills[m["start"]].numpy(), index)
+                     if m.get("source") == "fluent-anim" else [])  # an artist's motion belongs to its emoji
+            rows.append((sum(len(x) for x in stills), len(found)))
+            stills.append(found)
+        flat = [x for found in stills for x in found]
+        side = self.stills.shape[1]
+        self.cross = torch.from_numpy(np.stack(flat)) if flat else torch.zeros((0, side, side, 4), dtype=torch.uint8)
+        self.cross_rows = rows
+        with atomic_path(path) as tmp:
+            save_file({"stills": self.cross.contiguous()}, str(tmp), metadata={"rows": json.dumps(rows)})
+        return self
+
+    def with_consensus(self) -> MotionBank:
+        """The bank with each sample's consensus target (motion/spectral.py consensus_volume over its stored
+        phases), computed once in memory (~5 ms a clip)."""
+        if self.consensus is None:
+            rows = [torch.from_numpy(consensus_volume(self.volumes[m["start"]:m["start"] + m["count"]].float().numpy()))
+                    for m in tqdm(self.metas, desc="consensus targets", unit="clip")]
+            self.consensus = torch.stack(rows).half()
+        return self
 
     @classmethod
     def build(cls, samples: list[Sample], resolution: int, cache_dir: Path) -> MotionBank:
-        """Decode each sample's phase stills at `resolution`; cached by the samples' manifest rows."""
+        """Decode each sample's phase stills at `resolution`; cached per source by the samples' manifest rows
+        (adding a source to a run reuses the banks of the others)."""
         samples = [s for s in samples if s.spectral is not None and s.meta.get("spectral")]
         if not samples:
             raise UserError("no motion targets in --data: prepare it with `stickers data prepare --motion-targets`")
+        sources = sorted({s.meta.get("source", "") for s in samples})
+        if len(sources) > 1:
+            return cls.concat([cls.build([s for s in samples if s.meta.get("source", "") == src], resolution,
+                                         cache_dir) for src in sources])
         path = cache_dir / f"motion-{resolution}-{cache_key(samples, resolution)}.safetensors"
         if path.is_file():
             return cls.load(path)
@@ -82,6 +139,13 @@ class MotionBank:
         return bank
 
     @classmethod
+    def concat(cls, banks: list[MotionBank]) -> MotionBank:
+        """One bank of several (consensus and cross-style rows are computed afterwards, on the whole)."""
+        offsets = np.cumsum([0] + [len(b.volumes) for b in banks])
+        metas = [{**m, "start": m["start"] + int(off)} for b, off in zip(banks, offsets) for m in b.metas]
+        return cls(torch.cat([b.stills for b in banks]), torch.cat([b.volumes for b in banks]), metas)
+
+    @classmethod
     def load(cls, path: Path) -> MotionBank:
         from safetensors import safe_open
 
@@ -93,10 +157,15 @@ class MotionBank:
     def example(self, i: int, rng, stage: Stage):
         """(still (4, S, S) float in [0, 1], volume (4K, s, s) float, plan) of sample i by the loader's rules."""
         meta = self.metas[i]
-        plan = plan_motion_example(meta, rng, 0.5, stage.drop_text, stage.drop_image, stage.drop_both, 0.5)
+        start, count = self.cross_rows[i] if self.cross_rows is not None else (0, 0)
+        plan = plan_motion_example(meta, rng, 0.5, stage.drop_text, stage.drop_image, stage.drop_both, 0.5,
+                                   count if stage.canonical_phase else 0, stage.p_cross_style)
         row = meta["start"] + plan.slot
-        still, vol = augment(self.stills[row].numpy(), self.volumes[row].float().numpy(), plan,
-                             stage.canonical_phase)
+        # canonical phase: every stored phase's still (and every cross-style still) is a view of one target,
+        # the consensus of the clip
+        vol = self.with_consensus().consensus[i] if stage.canonical_phase else self.volumes[row]
+        still = self.stills[row] if plan.cross is None else self.cross[start + plan.cross]
+        still, vol = augment(still.numpy(), vol.float().numpy(), plan, stage.canonical_phase)
         return (torch.from_numpy(np.ascontiguousarray(still)).permute(2, 0, 1).float() / 255,  # (S,S,4) -> (4,S,S)
                 torch.from_numpy(np.ascontiguousarray(vol)), plan)
 
@@ -135,7 +204,7 @@ class MotionTask(nn.Module):
         return {"still": torch.stack(stills), "volume": volume, "text": self.encode_text(prompts),
                 "drop_image": torch.tensor(drop_image),
                 "noise": torch.randn((len(volumes), cfg.channels, cfg.size, cfg.size), generator=gen),
-                "t": torch.randint(self.scheduler.config.num_train_timesteps, (len(volumes),), generator=gen)}
+                "t": high_noise_timesteps(len(volumes), self.scheduler.config.num_train_timesteps, gen)}
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         cfg = self.net.cfg
@@ -143,10 +212,13 @@ class MotionTask(nn.Module):
         if volume.shape[-1] != cfg.size:  # canvas units: a grid change is only a resampling
             volume = F.interpolate(volume, size=(cfg.size, cfg.size), mode="area")
         z0 = normalise(volume, cfg.scales, cfg.gamma)
+        support = self.net.support(batch["still"])  # (B, 1, s, s)
+        z0 = z0 * support  # the target is zero away from the sticker
         zt = self.scheduler.add_noise(z0, batch["noise"], batch["t"])
         still = self.net.still_input(batch["still"], keep=~batch["drop_image"])
         pred = self.net(zt, batch["t"], still, batch["text"])
-        loss = F.mse_loss(pred, target(self.scheduler, z0, batch["noise"], batch["t"]))
+        weight = BACKGROUND_WEIGHT + support  # the sticker's motion, not the empty canvas, sets the loss
+        loss = (((pred - target(self.scheduler, z0, batch["noise"], batch["t"])) ** 2) * weight).mean()
         return loss, {}
 
 
@@ -157,23 +229,26 @@ def _samples(stage: Stage, data: list[Path]) -> list[Sample]:
 def resolve_config(recipe: Recipe, stage: Stage, stage_dir: Path, bank: MotionBank,
                    base: MotionConfig | None = None) -> MotionConfig:
     """The run's MotionConfig: read back when the stage has started before (resume), else `base` (the
-    --init model's), else the recipe's overrides, the stage's still size and prediction type, and scales
-    fitted on the bank; written to RUN/<stage>/motion_config.json the first time."""
+    --init model's, with the stage's prediction type: a model may be finetuned to another target), else the
+    recipe's overrides, the stage's still size and prediction type, and scales fitted on the bank; written to
+    RUN/<stage>/motion_config.json the first time."""
     path = stage_dir / CONFIG_FILE
     if path.is_file():
         return motion_config(json.loads(path.read_text()))
-    cfg = base or _fresh_config(recipe, stage, bank)
+    cfg = (motion_config({**to_dict(base), "prediction_type": stage.prediction_type}) if base is not None
+           else _fresh_config(recipe, stage, bank))
     stage_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(to_dict(cfg), indent=2))
     return cfg
 
 
 def _fresh_config(recipe: Recipe, stage: Stage, bank: MotionBank) -> MotionConfig:
-    idx = np.linspace(0, len(bank.volumes) - 1, min(512, len(bank.volumes))).astype(int)
     patch = {**parse_overrides(recipe.model), "still_size": stage.resolution,
              "prediction_type": stage.prediction_type, "canonical_phase": stage.canonical_phase}
     cfg = motion_config(patch)
-    scales = fit_scales([bank.volumes[i].float().numpy() for i in idx])[:cfg.harmonics]
+    vols = bank.with_consensus().consensus if stage.canonical_phase else bank.volumes
+    idx = np.linspace(0, len(vols) - 1, min(512, len(vols))).astype(int)
+    scales = fit_scales([vols[i].float().numpy() for i in idx])[:cfg.harmonics]
     return motion_config({**to_dict(cfg), "scales": scales})
 
 
@@ -182,7 +257,15 @@ def build_motion_stage(recipe: Recipe, stage: Stage, run_dir: Path, data: list[P
     """The stage's task: bank (built or loaded from RUN/banks), config, network (fresh or `init`), text."""
     from ..models.text import load_text_encoders
 
-    bank = MotionBank.build(_samples(stage, data), stage.resolution, run_dir / "banks")
+    samples = _samples(stage, data)
+    bank = MotionBank.build(samples, stage.resolution, run_dir / "banks")
+    if stage.cross_styles:
+        from ..data.cross_style import check_styles, style_index
+        from ..data.sources import default_cache
+
+        styles = tuple(sorted(check_styles(stage.cross_styles)))
+        bank.with_cross_styles(style_index(default_cache(), styles), run_dir / "banks",
+                               cache_key(samples, stage.resolution, *styles))
     start = load_motion_model(init) if init is not None else None
     cfg = resolve_config(recipe, stage, run_dir / stage.name, bank, start.cfg if start is not None else None)
     if cfg.canonical_phase != stage.canonical_phase:
@@ -193,7 +276,7 @@ def build_motion_stage(recipe: Recipe, stage: Stage, run_dir: Path, data: list[P
     torch.manual_seed(stage.seed)  # the same fresh weights on every rank and every restart
     net = MotionNet(cfg)
     if start is not None:
-        if to_dict(start.cfg) != to_dict(cfg):
+        if {**to_dict(start.cfg), "prediction_type": cfg.prediction_type} != to_dict(cfg):
             raise UserError(f"--init '{init}': its motion config differs from this run's {CONFIG_FILE}")
         net.load_state_dict(start.state_dict())
     return MotionTask(net, bank, stage, load_text_encoders([cfg.text]))

@@ -29,7 +29,8 @@ class Stage:
     crop: int = 0  # VAE: train on random crops of this size (0 = full frame)
     freeze_spatial: bool = False  # video: train only temporal layers (+ the widened conv_in)
     fps: str = "dynamic"  # "4", "8" or "dynamic" (motion bucketing, paper 3.1.1)
-    prediction_type: str = "v_prediction"  # epsilon | v_prediction (v implies zero-terminal SNR)
+    prediction_type: str = "v_prediction"  # epsilon | v_prediction | sample (x0; motion stages only; v and
+    # sample imply zero-terminal SNR)
     # middle | first | last | random (paper 3.1.2). "random" with the mask channel: any index conditions.
     cond_frame: str = "middle"
     target: str = "frames"  # video: frames | residual (ModelConfig.video_target)
@@ -59,6 +60,10 @@ class Stage:
     # motion: train on canonical-phase volumes (motion/spectral.py canonical_phase; written into the model's
     # MotionConfig so sampling knows its volumes start at the canonical phase)
     canonical_phase: bool = False
+    # motion: stills of the same emoji in these trained styles (data/cross_style.py), aligned to the clip's
+    # still, are also views of its target, drawn with probability p_cross_style (needs canonical_phase)
+    cross_styles: list[str] = field(default_factory=list)
+    p_cross_style: float = 0.0
 
 
 @dataclass
@@ -141,9 +146,10 @@ RECIPES: dict[str, dict] = {
     # phase (canonical_phase: the still's phase is random, so otherwise the MSE optimum is ~0).
     # 0.45 s/step at batch 8 on one thread.
     "motion-tiny": {"name": "motion-tiny", "preset": "tiny", "stages": [
-        _stage("motion", "motion", 20000, lr=3e-4, batch_size=8, resolution=128,
+        _stage("motion", "motion", 20000, lr=3e-4, batch_size=8, resolution=128, prediction_type="sample",
                data={"fluent-anim": 1.0, "procedural": 0.5, "user": 1.0}, one_per_emoji=False,
-               ema_decay=0.999, warmup=200, checkpoint_every=250, log_every=25, canonical_phase=True),
+               ema_decay=0.999, warmup=200, checkpoint_every=250, log_every=25, canonical_phase=True,
+               cross_styles=["fluent-flat", "openmoji"], p_cross_style=0.35),
     ]},
     # A 2-step smoke recipe of every stage kind at a toy size (tests and CI).
     "smoke": {"name": "smoke", "preset": "tiny",

@@ -22,7 +22,8 @@ Format = Literal["webp", "gif", "png", "webm"]
 STILL_SETTINGS = ("steps", "text_guidance", "seed")  # what a text -> still request may set
 ANIMATE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {m: {} for _, m in OUTPUT_FORMATS.values()},
-          "description": "The animated sticker (8 frames or `frames`, loops forever)."},
+          "description": "The animated sticker (motion path: fps x seconds frames, 48 by default; video path: "
+                         "8 frames or `frames`; loops forever)."},
     400: {"description": "Unreadable image"}, 413: {"description": "Upload too big"},
     415: {"description": "Not PNG/WebP/JPEG/GIF"}, 422: {"description": "Bad field"},
     503: {"description": "Queue full (Retry-After)"}, 504: {"description": "Timed out"}}
@@ -64,15 +65,16 @@ def _animate(api: APIRouter, service: Service, AnimateForm: type) -> None:
         """Multipart image + prompt + options -> the animated sticker bytes in `format`."""
         text = service.clean_prompt(form.prompt)
         preset = service.check_preset(form.preset)
-        params = service.sampling_params(given_settings(form))
-        rate = form.fps or service.settings.default_fps
+        rate = form.fps or service.default_fps
+        params = service.sampling_params(given_settings(form), rate)
         if not preset:  # what the format can play, before any sampling (presets retime to their own rate)
             check_format_fps(format_of("sticker" + OUTPUT_FORMATS[form.format][0]), rate)
         sticker = await run_in_threadpool(service.prepare, await image.read(), image.content_type, image.filename)
+        cond = service.check_loop(params, sticker)
         frames, job = await service.run(Work("animate", text, params, sticker), form.request_id)
         result_id = uuid.uuid4().hex
-        service.results.put(result_id, (frames, rate), cost=sum(4 * f.width * f.height for f in frames))
-        body, mime, ext = await service.encode(frames, form.format, preset, rate)
+        service.results.put(result_id, (frames, rate, cond), cost=sum(4 * f.width * f.height for f in frames))
+        body, mime, ext = await service.encode(frames, form.format, preset, rate, cond)
         return Response(body, media_type=mime, headers={
             "X-Result-Id": result_id, "Content-Disposition": f'inline; filename="sticker{ext}"',
             **timing_headers(job)})
@@ -90,8 +92,8 @@ def _results(api: APIRouter, service: Service) -> None:
         if result_id not in service.results:
             raise ApiError(404, f"result '{result_id}' is unknown or expired; expected an X-Result-Id "
                                 "from a recent result")
-        frames, rate = service.results[result_id]
-        body, mime, ext = await service.encode(frames, format, preset, rate)
+        frames, rate, cond = service.results[result_id]
+        body, mime, ext = await service.encode(frames, format, preset, rate, cond)
         name = f"sticker-{preset}{ext}" if preset else f"sticker{ext}"
         return Response(body, media_type=mime, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from ...config import to_dict
 from ...export.retime import MAX_FPS, MIN_FPS
-from ...sampling.params import MAX_SEED
+from ...sampling.params import MAX_FRAMES, MAX_LOOP_PIXELS, MAX_SEED
 from ..outputs import preset_names
 from ..service import Service
 from ..settings import ALLOWED_IMAGE_FORMATS, OUTPUT_FORMATS
@@ -16,14 +16,14 @@ from ..settings import ALLOWED_IMAGE_FORMATS, OUTPUT_FORMATS
 
 def info(service: Service) -> dict[str, Any]:
     """Defaults for the page's sliders, limits, formats, whether /v1/generate works."""
-    model, s = service.model, service.settings
+    s = service.settings
     return {
-        "model": {"name": model.cfg.name, "resolution": model.cfg.resolution,
-                  "num_frames": model.cfg.num_frames, "stage": model.stage},
-        "defaults": {**to_dict(service.defaults), "fps": s.default_fps},
+        "model": service.pipeline.describe(),
+        "defaults": {**to_dict(service.defaults), "fps": service.default_fps},
         "limits": {"max_upload_bytes": s.max_upload_bytes, "max_prompt_chars": s.max_prompt_chars,
                    "max_steps": s.max_steps, "max_side": s.max_side, "request_timeout_s": s.request_timeout_s,
-                   "fps": [MIN_FPS, MAX_FPS], "max_seed": MAX_SEED - s.max_batch + 1,
+                   "fps": [MIN_FPS, MAX_FPS], "frames": [2, MAX_FRAMES], "max_loop_pixels": MAX_LOOP_PIXELS,
+                   "max_seed": MAX_SEED - s.max_batch + 1,
                    "image_types": sorted(ALLOWED_IMAGE_FORMATS.values())},
         "formats": list(OUTPUT_FORMATS),
         "presets": preset_names(),
