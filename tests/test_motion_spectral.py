@@ -1,5 +1,6 @@
 """The spectral volume (motion/spectral.py): round trip, the still's zero, periodicity, any frame count."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -189,3 +190,34 @@ def test_align_phase_finds_the_loop_shift():
     v = spectral.spectral_volume(_loop_flows(16, harmonics=3, cond=0, seed=2), harmonics=4)
     shifted = spectral.rotate_phase(v, 2 * np.pi * 37 / 256)  # a shift on align_phase's grid of 256 angles
     np.testing.assert_allclose(spectral.align_phase(shifted, v), v, atol=1e-5)
+
+
+def test_smooth_field_removes_grid_noise_and_keeps_smooth_motion():
+    v = spectral.spectral_volume(_loop_flows(16, h=32, w=32, harmonics=2, seed=3), harmonics=4)
+    smooth = np.stack([cv2.GaussianBlur(c, (0, 0), 4.0) for c in v])  # a smooth field
+    noisy = smooth + np.random.default_rng(0).normal(0, 0.5 * np.abs(smooth).mean(), smooth.shape).astype(np.float32)
+    out = spectral.smooth_field(noisy)
+    assert np.abs(out - smooth)[:, 4:-4, 4:-4].mean() < 0.5 * np.abs(noisy - smooth).mean()
+    assert spectral.smooth_field(noisy, sigma=0) is noisy
+    cut = np.zeros(v.shape[1:], np.float32)
+    cut[:, :16] = 1
+    assert not spectral.smooth_field(noisy, cut)[:, :, 16:].any()  # nothing spreads past the support
+
+
+def test_limit_folding_scales_a_tearing_field_and_leaves_a_gentle_one():
+    t = np.arange(16)[:, None, None]
+    bob = np.stack(np.broadcast_arrays(0 * t, 2 * np.sin(2 * np.pi * t / 16) + 0 * np.ones((1, 32, 32))), -1)
+    gentle = spectral.spectral_volume(bob.astype(np.float32), harmonics=4)  # the whole sticker bobs: no strain
+    same, scale = spectral.limit_folding(gentle)
+    assert scale == 1.0 and same is gentle
+    # a field whose neighbouring pixels move far apart (a spin the model got wrong): scaled until the warp
+    # x + D(x) keeps a positive Jacobian at every phase
+    wild = spectral.spectral_volume(_loop_flows(16, h=32, w=32, harmonics=3, seed=1) * 3, harmonics=4)
+    limited, scale = spectral.limit_folding(wild, max_strain=0.4)
+    assert 0 < scale < 1
+    np.testing.assert_allclose(limited, wild * scale, rtol=1e-6)
+    flows = spectral.render_flows(limited, 16)
+    gx, gy = (np.gradient(flows[..., c], axis=(1, 2)) for c in (0, 1))  # d/dy, d/dx of each component
+    det = (1 + gx[1]) * (1 + gy[0]) - gx[0] * gy[1]
+    assert det.min() > 0 and max(np.abs(g).max() for g in (*gx, *gy)) <= 0.4 + 1e-5
+    assert spectral.limit_folding(wild)[1] > scale  # the default allows what real loops do (MAX_STRAIN)

@@ -163,14 +163,17 @@ def test_bad_input_gives_one_error_line_and_no_output(case, models, images, tmp_
 
 
 def test_missing_default_weights_is_one_clear_line(images, tmp_path, monkeypatch):
-    from animated_stickers.sampling import cli, onnx_pipeline, pipeline
+    from animated_stickers.sampling import cli, onnx_pipeline, paths, pipeline
 
     for module in (pipeline, onnx_pipeline, cli):  # both engines look for the default model
         monkeypatch.setattr(module, "DEFAULT_MODEL_DIR", tmp_path / "weights" / "tiny")
-    r = run("animate", images[0], "--prompt", "waving", "--out", tmp_path / "o.webp")
-    assert r.exit_code != 0 and len(r.stderr.strip().splitlines()) == 1
-    assert "default model" in r.stderr and "--model" in r.stderr
-    assert not (tmp_path / "o.webp").exists()
+    # Without the default motion model the default path is the video one, whose model is missing too.
+    monkeypatch.setattr(paths, "DEFAULT_MOTION_DIR", tmp_path / "weights" / "motion")
+    for args in ((), ("--path", "video")):
+        r = run("animate", images[0], "--prompt", "waving", "--out", tmp_path / "o.webp", *args)
+        assert r.exit_code != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "default model" in r.stderr and "--model" in r.stderr
+        assert not (tmp_path / "o.webp").exists()
 
 
 def test_generate_refuses_a_video_model_as_text_to_image(models, tmp_path):

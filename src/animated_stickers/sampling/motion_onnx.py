@@ -34,7 +34,7 @@ from ..config import DEFAULT_MOTION_DIR
 from ..cpu import available_cores
 from ..diffusion.noise import seeded_normal
 from ..errors import UserError
-from ..motion.spectral import denormalise
+from ..motion.spectral import denormalise, limit_folding, smooth_field
 from ..rgba import fit_on_square
 from .onnx_pipeline import COMPILED_DIR, TOKENIZER, StaleCompile, current_manifest, load_tokenizer
 from .resultcheck import check_finite
@@ -213,9 +213,13 @@ class MotionEngine:
         x = seeded_normal((b, spec.channels, spec.size, spec.size), list(seeds)) if noise is None \
             else np.asarray(noise, np.float32)
         z = ddim_x0(predict, x, spec.alphas_cumprod, steps, spec.prediction_type)
-        z = z * support_mask(small, spec.size, spec.support_dilate)  # zero away from the sticker, as trained
+        support = support_mask(small, spec.size, spec.support_dilate)  # (B, 1, s, s)
+        z = z * support  # zero away from the sticker, as trained
         check_finite(z, "motion field", f"motion model '{self.source}' ({self.name} engine)")
-        return [denormalise(v, spec.scales, spec.gamma).astype(np.float32) for v in z]
+        # canvas units, the grid-scale noise of a small model's sample smoothed away (spectral.smooth_field)
+        # and scaled down where it would tear or fold the sticker (spectral.limit_folding)
+        return [limit_folding(smooth_field(denormalise(v, spec.scales, spec.gamma).astype(np.float32), m[0]))[0]
+                for v, m in zip(z, support)]
 
 
 class OnnxMotionEngine(MotionEngine):
