@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
+from ..motion.procedural import alpha_box
 from .sources import HELDOUT_STYLE, STYLES, emoji_key, render_style
 from .unseen import assert_not_training_source
 
@@ -50,11 +51,11 @@ def style_index(cache: Path, styles: tuple[str, ...]) -> dict[str, list[Path]]:
 
 
 def _box(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1) of alpha > VISIBLE, exclusive ends; None when nothing is visible."""
-    ys, xs = np.nonzero(alpha > VISIBLE)
-    if not len(xs):
+    """(x0, y0, x1, y1) of alpha > VISIBLE (procedural.alpha_box), exclusive ends; None when nothing is visible."""
+    try:
+        return tuple(int(v) for v in alpha_box(alpha, VISIBLE))
+    except ValueError:  # fully transparent
         return None
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
 def align_to(still: np.ndarray, ref: np.ndarray) -> np.ndarray | None:

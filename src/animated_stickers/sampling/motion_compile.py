@@ -13,20 +13,18 @@ and the guidance are numpy (motion_onnx.py), not graphs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write_text
 from ..config import DEFAULT_MOTION_DIR
 from ..errors import UserError
 from ..models.motion_net import MotionNet, load_motion_model
 from ..models.text import load_text_encoders
 from .motion_onnx import MANIFEST_KIND, motion_manifest, spec_of
-from .onnx_export import OPSET, _Call, _export, install_compile
-from .onnx_pipeline import FORMAT, TOKENIZER, StaleCompile, file_digest, manifest_digest, weights_digest
+from .onnx_export import _Call, _export, install_compile, write_manifest
+from .onnx_pipeline import FORMAT, TOKENIZER, StaleCompile, weights_digest
 
 
 def _write_graphs(net: MotionNet, root: Path, tmp: Path, log: Callable[[str], None]) -> dict[str, float]:
@@ -57,13 +55,9 @@ def _write_graphs(net: MotionNet, root: Path, tmp: Path, log: Callable[[str], No
     parity["motion"] = _export(net, (x, torch.tensor([999, 500, 20]), still, states), ["x", "t", "still", "text"],
                                tmp / "motion.onnx", batch=("x", "t", "still", "text"))
 
-    manifest = {"format": FORMAT, "kind": MANIFEST_KIND, "digest": weights_digest(root),
-                "motion": spec_of(net).to_json(), "text": {"max_length": length, "dim": cfg.text_dim},
-                "parity": {k: float(f"{v:.3g}") for k, v in parity.items()},
-                "versions": {"torch": torch.__version__, "opset": OPSET},
-                "files": {p.name: file_digest(p) for p in sorted(tmp.iterdir()) if p.is_file()}}
-    manifest["manifest_digest"] = manifest_digest(manifest)
-    atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    write_manifest(tmp, {"format": FORMAT, "kind": MANIFEST_KIND, "digest": weights_digest(root),
+                         "motion": spec_of(net).to_json(), "text": {"max_length": length, "dim": cfg.text_dim}},
+                   parity)
     return parity
 
 

@@ -188,14 +188,20 @@ def _write_graphs(model: StickerModel, params: SamplingConfig, frames: int, cond
                     "rows": solver.tolist(), "prediction_type": cfg.prediction_type,
                     "residual": cfg.video_target == "residual"},
                 "canvas": s, "latent": [c, frames, h, h], "text": {"max_length": length},
-                "decoder": None if model.decoder is None else {"flow_preset": model.decoder.cfg.flow_preset},
-                "parity": {k: float(f"{v:.3g}") for k, v in parity.items()},
+                "decoder": None if model.decoder is None else {"flow_preset": model.decoder.cfg.flow_preset}}
+    write_manifest(tmp, manifest, parity)
+    return parity
+
+
+def write_manifest(tmp: Path, manifest: dict, parity: dict[str, float]) -> None:
+    """TMP/manifest.json of a compile (video or motion): `manifest` plus the graphs' parity with torch, the
+    versions, the sha256 of every file written so far and the manifest's own digest."""
+    manifest = {**manifest, "parity": {k: float(f"{v:.3g}") for k, v in parity.items()},
                 "versions": {"torch": torch.__version__, "opset": OPSET},
                 # The compiled files are part of the model's identity: a damaged one is never run.
                 "files": {p.name: file_digest(p) for p in sorted(tmp.iterdir()) if p.is_file()}}
     manifest["manifest_digest"] = manifest_digest(manifest)
     atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    return parity
 
 
 def compile_model(folder: str | Path | None = None, log: Callable[[str], None] = print, **overrides) -> Path:
