@@ -221,3 +221,19 @@ def test_limit_folding_scales_a_tearing_field_and_leaves_a_gentle_one():
     det = (1 + gx[1]) * (1 + gy[0]) - gx[0] * gy[1]
     assert det.min() > 0 and max(np.abs(g).max() for g in (*gx, *gy)) <= 0.4 + 1e-5
     assert spectral.limit_folding(wild)[1] > scale  # the default allows what real loops do (MAX_STRAIN)
+
+
+def test_canonical_phase_reads_the_fundamental_when_harmonic_1_is_empty():
+    """A bounce in arcs or a 2-cycle pulse has no first harmonic: the phase comes from harmonic 2, so shifted
+    copies and the same motion at another size get one target (before, rounding noise chose the phase)."""
+    vol = np.zeros((16, 12, 16), np.float32)
+    py, px = np.meshgrid(np.linspace(-0.5, 0.5, 12), np.linspace(-0.5, 0.5, 16), indexing="ij")
+    vol[4], vol[5], vol[6], vol[7] = 0.01 * px, 0.02 * px, 0.01 * py, 0.02 * py  # C_2 only: a 2-cycle pulse
+    vol[0] = 1e-12 * py  # rounding noise in harmonic 1
+    canon = spectral.canonical_phase(vol)
+    for delta in (0.1, 0.37, 0.8):
+        np.testing.assert_allclose(spectral.canonical_phase(spectral.rotate_phase(vol, -2 * np.pi * delta)), canon,
+                                   atol=1e-7)
+    bigger = spectral.rotate_phase(3 * vol, 1.1)  # the same motion, larger, from another loop position
+    bigger[0] = -1e-12 * px  # other noise
+    np.testing.assert_allclose(spectral.canonical_phase(bigger), 3 * canon, atol=1e-7)

@@ -12,7 +12,11 @@ loader's `draw_dropout`). With `canonical_phase` (the motion-tiny recipe's choic
 clip's consensus volume (motion/spectral.py `consensus_volume`: its stored phases turned to the canonical
 loop phase, aligned and averaged), the same for every stored phase's still, and the augmented volume is
 turned to its canonical phase again (the stored phase of the still no longer shows in the target; the
-shards keep the measured phases). Every choice comes from one
+shards keep the measured phases). With `p_fresh_motion` a procedural clip's still is given a procedural
+motion drawn anew (`draw_fresh_motion`) with its exact volume and a caption naming it: 1,290 stored
+procedural clips taught the motion words too rarely (the v4 model followed its own training captions on
+0.3 of training stills), while fresh draws give every still every motion, so only the text can say which.
+Every choice comes from one
 `random.Random`, so a seed fixes the data; training/motion_task.py caches the decoded stills and calls the
 same rules (one data path).
 
@@ -54,6 +58,7 @@ class MotionLoaderConfig:
     p_drop_image: float = DROPOUT
     p_drop_both: float = DROPOUT
     canonical_phase: bool = False  # turn each volume to its canonical loop phase (motion/spectral.py)
+    p_fresh_motion: float = 0.0  # a procedural clip's still with a freshly drawn procedural motion
     split: str | None = "train"
     sources: tuple[str, ...] | None = None
     shuffle_buffer: int = 64
@@ -73,6 +78,31 @@ class MotionPlan:
     drop_text: bool
     drop_image: bool
     cross: int | None = None  # a cross-style still (data/cross_style.py) instead of the stored phase's frame
+    fresh: tuple[str, int] | None = None  # (procedural motion, seed) drawn anew instead of the stored target
+
+
+FRESH_SINGLE_SHARE = 0.7  # fresh motions are one component this often (a word's plain meaning), else a combination
+
+
+def draw_fresh_motion(rng: random.Random) -> tuple[str, int]:
+    """(procedural motion name, seed) for `fresh_volume`: a single component with FRESH_SINGLE_SHARE, else one
+    of the combinations; the seed draws its amplitude, speed and direction (motion/procedural.py)."""
+    from ..motion.procedural import procedural_motion_names
+
+    names = procedural_motion_names(combos=True)
+    single = rng.random() < FRESH_SINGLE_SHARE
+    return rng.choice([n for n in names if ("+" in n) != single]), rng.randrange(2 ** 31)
+
+
+def fresh_volume(still: np.ndarray, fresh: tuple[str, int]) -> np.ndarray:
+    """The exact spectral volume (4K, s, s) float32 canvas units of procedural motion `fresh` = (name, seed) on
+    a straight RGBA still (S, S, 4) uint8, relative to the still (data/motion.py procedural_spectral_target,
+    a 2 s loop at 24 fps like the stored procedural clips)."""
+    from ..motion.procedural import NUM_FRAMES
+    from .motion import procedural_spectral_target
+
+    volume, _ = procedural_spectral_target(still[..., 3], fresh[0], fresh[1], NUM_FRAMES, NUM_FRAMES)
+    return volume[0].astype(np.float32)
 
 
 AFFINE_RANGE = (10.0, 0.85, 1.05)  # max |angle| in degrees, scale range (Fluent fills its canvas: little up)
@@ -80,11 +110,19 @@ AFFINE_RANGE = (10.0, 0.85, 1.05)  # max |angle| in degrees, scale range (Fluent
 
 def plan_motion_example(meta: dict, rng: random.Random, p_flip: float = 0.5, p_drop_text: float = DROPOUT,
                         p_drop_image: float = DROPOUT, p_drop_both: float = DROPOUT, p_affine: float = 0.5,
-                        cross_count: int = 0, p_cross: float = 0.0) -> MotionPlan:
+                        cross_count: int = 0, p_cross: float = 0.0, p_fresh: float = 0.0) -> MotionPlan:
     """The one rule set of a motion example: stored phase (or, with probability `p_cross`, one of
-    `cross_count` cross-style stills of the emoji), mirror, rotation/scale, caption, CFG dropout."""
+    `cross_count` cross-style stills of the emoji), for a procedural clip with probability `p_fresh` a motion
+    drawn anew, mirror, rotation/scale, caption (naming the fresh motion), CFG dropout."""
     slot = rng.randrange(len(meta["spectral"]["phases"]))
     cross = rng.randrange(cross_count) if cross_count and rng.random() < p_cross else None
+    fresh = None
+    if p_fresh and meta.get("procedural_motion") and rng.random() < p_fresh:
+        from ..motion.procedural import FPS, NUM_FRAMES
+
+        fresh = draw_fresh_motion(rng)
+        meta = {**meta, "procedural_motion": fresh[0], "procedural_seed": fresh[1],
+                "procedural_frames": NUM_FRAMES, "fps": FPS}  # the caption words the fresh motion
     flip = rng.random() < p_flip
     angle, scale = 0.0, 1.0
     if rng.random() < p_affine:
@@ -92,7 +130,7 @@ def plan_motion_example(meta: dict, rng: random.Random, p_flip: float = 0.5, p_d
         angle, scale = rng.uniform(-max_deg, max_deg), rng.uniform(lo, hi)
     caption = motion_model_caption(meta, rng)
     drop_text, drop_image = draw_dropout(rng, p_drop_text, p_drop_image, p_drop_both)
-    return MotionPlan(slot, flip, angle, scale, caption, drop_text, drop_image, cross)
+    return MotionPlan(slot, flip, angle, scale, caption, drop_text, drop_image, cross, fresh)
 
 
 def phase_stills(meta: dict, data: bytes, resolution: int) -> np.ndarray:
@@ -146,12 +184,14 @@ def make_motion_example(meta: dict, data: bytes, spectral: bytes, cfg: MotionLoa
                         rng: random.Random) -> dict:
     """One motion example from a sample's metadata, file bytes and spectral part (module docstring)."""
     plan = plan_motion_example(meta, rng, cfg.p_flip, cfg.p_drop_text, cfg.p_drop_image, cfg.p_drop_both,
-                               cfg.p_affine)
+                               cfg.p_affine, p_fresh=cfg.p_fresh_motion)
     stored = read_spectral(spectral)  # (P, 4K, s, s)
     volume = consensus_volume(stored) if cfg.canonical_phase else stored[plan.slot].astype(np.float32)
     still = phase_stills({**meta, "spectral": {**meta["spectral"],
                                                "still_steps": [meta["spectral"]["still_steps"][plan.slot]]}},
                          data, cfg.resolution)[0]
+    if plan.fresh is not None:
+        volume = fresh_volume(still, plan.fresh)
     still, volume = augment(still, volume, plan, cfg.canonical_phase)
     return {"still": torch.from_numpy(still).permute(2, 0, 1).float().div_(255.0),  # (S,S,4) -> (4,S,S)
             "volume": torch.from_numpy(np.ascontiguousarray(volume)),

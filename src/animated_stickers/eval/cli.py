@@ -188,9 +188,11 @@ def axes(
 @one_line_errors
 @settings_options(only=SHEET_SETTINGS)
 def sheet(
-    image: Path = typer.Argument(..., help="The sticker (PNG/WebP with transparency)."),
+    image: Path | None = typer.Argument(None, help="The sticker (PNG/WebP with transparency); or give --artist."),
     prompt: list[str] = typer.Option(..., "--prompt", help="One row per prompt (repeatable)."),
     out: Path = typer.Option(..., help="The contact sheet (.png); the animated grid goes beside it (.webp)."),
+    artist: Path | None = typer.Option(None, help="An artist's animated clip (WebP/GIF/video): its frame 0 is the "
+                                       "still and the clip itself is the first row, beside the model's rows."),
     model: Path = typer.Option(None, help="Video model folder for the video path (default: weights/tiny)."),
     motion_model: Path | None = typer.Option(None, help=MOTION_MODEL_HELP),
     path: str | None = typer.Option(None, "--path", help=PATH_HELP),
@@ -200,16 +202,24 @@ def sheet(
     """One sticker under several prompts: a contact sheet labelled with the motion measured in each row."""
     import numpy as np
 
+    from ..data.animation import read_animation
     from ..sampling.preprocess import load_image
     from .sheet import prompt_sheet
 
     if out.suffix.lower() != ".png":
         raise UserError(f"--out '{out}': expected a .png file")
-    still = load_image(image)
+    if (image is None) == (artist is None):
+        raise UserError("eval sheet: expected a sticker image or --artist CLIP (one of them)")
+    reference = None
+    if artist is not None:
+        anim = read_animation(artist)  # AnimationReadError (a UserError) names the file
+        reference = (f"artist's clip ({artist.stem})", anim.frames, anim.fps)
+        still = anim.frames[0]
+    else:
+        still = np.asarray(load_image(image).convert("RGBA"))
     pipe, params, t, cond, fps = _open(path, model, motion_model, settings or {})
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = prompt_sheet(_animator(pipe, params), np.asarray(still.convert("RGBA")), prompt, out, cond,
-                        fps=fps, tile=tile)
+    rows = prompt_sheet(_animator(pipe, params), still, prompt, out, cond, fps=fps, tile=tile, artist=reference)
     for r in rows:
         print(f"{r['measured']:>10}  {r['prompt']}")
     print(f"wrote {out} and {out.with_suffix('.webp')}")
@@ -408,6 +418,8 @@ def motion_model(
         torch.set_num_threads(threads)
     if split not in ("heldout", "train", "all"):
         raise UserError(f"--split '{split}': expected heldout, train or all")
+    settings = Settings(fps, seconds, steps, image_guidance, text_guidance)
+    settings.frames  # noqa: B018 (the product's loop rule refuses an fps x seconds it would refuse, before any work)
     net = load_motion_model(model)
     pattern = assets or default_fluent_glob()
     files = fluent_files(pattern, split=split)
@@ -422,7 +434,6 @@ def motion_model(
     if not library.names:
         raise UserError("the retrieval library is empty (no training-split motions)")
     styles = load_styles([s for s in style if s != "none"], per_style, size)
-    settings = Settings(fps, seconds, steps, image_guidance, text_guidance)
     command = (f"stickers eval motion-model --model {model} --seeds {seeds} --seed-emoji {seed_emoji} "
                f"--per-style {per_style} --fps {fps:g} --seconds {seconds:g} --steps {steps} --image-guidance "
                f"{image_guidance:g} --text-guidance {text_guidance:g} --size {size}" +

@@ -290,7 +290,10 @@ class Settings:
 
     @property
     def frames(self) -> int:
-        return max(2, round(self.fps * self.seconds))
+        """The product's loop (sampling/params.py loop_frames: 2 to MAX_FRAMES, else one UserError line)."""
+        from ..sampling.params import loop_frames
+
+        return loop_frames(self.fps, self.seconds)
 
 
 class Sampler:

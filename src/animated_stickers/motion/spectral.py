@@ -32,7 +32,8 @@ by exp(-i k psi), psi fixed by the volume itself so that any shifted copy maps t
 mod 2 pi: harmonic 1 turns once per loop). It is applied to canvas units, before `normalise` (the signed
 power acts on Re and Im separately and does not commute with a rotation). A canonical volume renders like
 any other (`render_flows`: frame `cond` exactly zero) but the loop then starts at the canonical phase, not
-at the clip's: the still is placed where the weighted first-harmonic displacement crosses zero, rising.
+at the clip's: the still is placed where the weighted displacement of the loop's fundamental (its lowest
+strong harmonic) crosses zero, rising.
 """
 
 from __future__ import annotations
@@ -112,19 +113,29 @@ def volume_from_frames(frames: np.ndarray, cond: int = 0, harmonics: int = HARMO
 CANONICAL_WEIGHTS = ((1.0, 1.0, -0.5), (1.0, 1.0, 0.5))  # (1, p_x, p_y) coefficients of g_x and g_y
 
 
+FUNDAMENTAL_SHARE = 0.25  # `canonical_angle`: the lowest harmonic with |L_k| at least this share of the largest
+
+
 def canonical_angle(volume: np.ndarray) -> float:
-    """psi (radians) of `canonical_phase`: the angle of L = sum over pixels of a(x) (g_x C_1.x + g_y C_1.y),
-    a(x) = |C_1(x)| (amplitude weight), plus pi / 2. A loop shift by delta adds 2 pi delta to it exactly;
-    0 for a volume without first-harmonic motion."""
-    c1 = _complex(volume)[0]  # (h, w, 2)
-    h, w = c1.shape[:2]
+    """psi (radians) of `canonical_phase`. Per harmonic k, L_k = sum over pixels of a_k(x) (g_x C_k.x + g_y C_k.y),
+    a_k(x) = |C_k(x)| (amplitude weight); psi is read off the loop's fundamental, the lowest k with |L_k| >=
+    FUNDAMENTAL_SHARE of the largest: psi = (angle(L_k) + pi / 2) / k. A loop shift by delta turns every L_k by
+    2 pi k delta and leaves their sizes, so psi moves by 2 pi delta exactly (mod 2 pi / k, which for a loop of
+    period 1 / k is no change). Reading harmonic 1 alone failed whenever it is empty: a bounce in arcs, a
+    2-cycle pulse or spin (measured: their canonical targets took the phase of rounding noise, so the same
+    motion at two sizes got unrelated targets and the model learned their average, no motion). 0 for a
+    volume without motion."""
+    coef = _complex(volume)  # (K, h, w, 2)
+    h, w = coef.shape[1:3]
     py, px = np.meshgrid((np.arange(h) + 0.5) / h - 0.5, (np.arange(w) + 0.5) / w - 0.5, indexing="ij")
     g = [a + b * px + c * py for a, b, c in CANONICAL_WEIGHTS]
-    amp = np.sqrt((np.abs(c1) ** 2).sum(-1))
-    total = (amp * (g[0] * c1[..., 0] + g[1] * c1[..., 1])).sum()
-    if not abs(total) > 1e-9 * float((amp * amp).sum()):  # no first harmonic (or not finite): leave as is
+    amp = np.sqrt((np.abs(coef) ** 2).sum(-1))  # (K, h, w)
+    totals = (amp * (g[0] * coef[..., 0] + g[1] * coef[..., 1])).sum(axis=(1, 2))  # (K,) complex L_k
+    size = np.abs(totals)
+    if not size.max() > 1e-9 * max(float((amp * amp).sum()), 1e-30):  # no motion (or not finite): leave as is
         return 0.0
-    return float(np.angle(total) + np.pi / 2)
+    k = int(np.argmax(size >= FUNDAMENTAL_SHARE * size.max()))  # the lowest strong harmonic (0-based)
+    return float((np.angle(totals[k]) + np.pi / 2) / (k + 1))
 
 
 def rotate_phase(volume: np.ndarray, psi: float) -> np.ndarray:
@@ -140,7 +151,7 @@ def rotate_phase(volume: np.ndarray, psi: float) -> np.ndarray:
 def canonical_phase(volume: np.ndarray) -> np.ndarray:
     """The canonical-phase copy of a canvas-unit (not normalised) volume (4K, h, w): every harmonic k turned
     by exp(-i k psi), psi = `canonical_angle`, so canonical_phase(rotate_phase(v, d)) == canonical_phase(v)
-    for any d. Afterwards the weighted first-harmonic sum is -i |L|: the loop starts at its zero crossing."""
+    for any d. Afterwards the fundamental's weighted sum L_k is -i |L_k|: the loop starts at its zero crossing."""
     return rotate_phase(volume, canonical_angle(volume))
 
 

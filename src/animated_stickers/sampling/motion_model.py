@@ -6,8 +6,8 @@ ONNX compile) -> flows at any frame count (motion/spectral.py render_flows; the 
 the float reference, flow.py warp_along): every pixel is the sticker's and the loop closes by construction.
 A model with `canonical_phase` in its config (trained on canonical-phase volumes, motion/spectral.py)
 samples volumes whose loop starts at the canonical phase: the still is frame `cond` all the same, placed
-where the weighted first-harmonic motion crosses zero. The prompt reaches the motion only through the text
-encoder.
+where the weighted motion of the loop's fundamental crosses zero. The prompt reaches the motion only through
+the text encoder.
 """
 
 from __future__ import annotations

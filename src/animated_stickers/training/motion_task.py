@@ -34,7 +34,7 @@ from ..atomic import atomic_path, atomic_write_text
 from ..config import parse_overrides, to_dict
 from ..data.animation import AnimationReadError
 from ..data.motion import read_spectral
-from ..data.motion_loader import augment, phase_stills, plan_motion_example
+from ..data.motion_loader import augment, fresh_volume, phase_stills, plan_motion_example
 from ..diffusion.schedules import target, train_scheduler
 from ..errors import UserError
 from ..models.motion_net import MotionConfig, MotionNet, load_motion_model, motion_config, save_motion_model
@@ -159,13 +159,15 @@ class MotionBank:
         meta = self.metas[i]
         start, count = self.cross_rows[i] if self.cross_rows is not None else (0, 0)
         plan = plan_motion_example(meta, rng, 0.5, stage.drop_text, stage.drop_image, stage.drop_both, 0.5,
-                                   count if stage.canonical_phase else 0, stage.p_cross_style)
+                                   count if stage.canonical_phase else 0, stage.p_cross_style, stage.p_fresh_motion)
         row = meta["start"] + plan.slot
-        # canonical phase: every stored phase's still (and every cross-style still) is a view of one target,
-        # the consensus of the clip
-        vol = self.with_consensus().consensus[i] if stage.canonical_phase else self.volumes[row]
-        still = self.stills[row] if plan.cross is None else self.cross[start + plan.cross]
-        still, vol = augment(still.numpy(), vol.float().numpy(), plan, stage.canonical_phase)
+        still = (self.stills[row] if plan.cross is None else self.cross[start + plan.cross]).numpy()
+        if plan.fresh is not None:  # a procedural still with a motion drawn anew: its exact volume
+            vol = fresh_volume(still, plan.fresh)
+        else:  # canonical phase: every stored phase's still (and every cross-style still) is a view of one
+            # target, the consensus of the clip
+            vol = (self.with_consensus().consensus[i] if stage.canonical_phase else self.volumes[row]).float().numpy()
+        still, vol = augment(still, vol, plan, stage.canonical_phase)
         return (torch.from_numpy(np.ascontiguousarray(still)).permute(2, 0, 1).float() / 255,  # (S,S,4) -> (4,S,S)
                 torch.from_numpy(np.ascontiguousarray(vol)), plan)
 

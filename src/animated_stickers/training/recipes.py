@@ -64,6 +64,9 @@ class Stage:
     # still, are also views of its target, drawn with probability p_cross_style (needs canonical_phase)
     cross_styles: list[str] = field(default_factory=list)
     p_cross_style: float = 0.0
+    # motion: a procedural clip's still gets a procedural motion drawn anew with this probability (its exact
+    # volume, a caption naming it: data/motion_loader.py draw_fresh_motion), so the text alone says the motion
+    p_fresh_motion: float = 0.0
 
 
 @dataclass
@@ -147,9 +150,9 @@ RECIPES: dict[str, dict] = {
     # 0.45 s/step at batch 8 on one thread.
     "motion-tiny": {"name": "motion-tiny", "preset": "tiny", "stages": [
         _stage("motion", "motion", 20000, lr=3e-4, batch_size=8, resolution=128, prediction_type="sample",
-               data={"fluent-anim": 1.0, "procedural": 0.5, "user": 1.0}, one_per_emoji=False,
+               data={"fluent-anim": 1.0, "procedural": 0.8, "user": 1.0}, one_per_emoji=False,
                ema_decay=0.999, warmup=200, checkpoint_every=250, log_every=25, canonical_phase=True,
-               cross_styles=["fluent-flat", "openmoji"], p_cross_style=0.35),
+               cross_styles=["fluent-flat", "openmoji"], p_cross_style=0.35, p_fresh_motion=0.8),
     ]},
     # A 2-step smoke recipe of every stage kind at a toy size (tests and CI).
     "smoke": {"name": "smoke", "preset": "tiny",
