@@ -89,3 +89,42 @@ def test_the_bank_gives_procedural_stills_fresh_motions():
     stage.p_fresh_motion = 0.0
     _, vol, plan = bank.example(0, random.Random(0), stage)
     assert plan.fresh is None and float(vol.abs().max()) == 0.0
+
+
+def test_a_procedural_target_keeps_its_rest_phase_so_a_spin_stays_a_spin():
+    """phase_is_canonical: artist clips are turned to the canonical phase, procedural ones are not. Turning a
+    large rotation's phase gives D(phi + psi) - D(psi), no rotation at all."""
+    from animated_stickers.data.motion_loader import phase_is_canonical
+    from animated_stickers.motion.spectral import canonical_phase
+
+    assert phase_is_canonical({"procedural_motion": None}, True) and not phase_is_canonical({}, False)
+    assert not phase_is_canonical({"procedural_motion": "spin"}, True)
+    still = _sticker()
+    volume = fresh_volume(still, ("spin", 4))
+    kept = dominant_motion(describe_motion(to_uint8(render_motion(still, volume, 48, 0)), 24.0, 0))
+    turned = dominant_motion(describe_motion(to_uint8(render_motion(still, canonical_phase(volume), 48, 0)), 24.0, 0))
+    assert kept == "spinning" and turned != "spinning"
+
+
+SLIDE_SEED = 25  # draws a slide of 0.36 sticker sizes (the widest of seeds 0-29)
+
+
+def test_a_slides_support_covers_where_the_sticker_goes():
+    """motion_support: the target and the sample are cut where the sticker shows over the loop, not at its
+    resting outline, so a slide is not clipped into a wobble."""
+    from animated_stickers.models.motion_net import SUPPORT_DILATE
+    from animated_stickers.motion.spectral import alpha_on_grid, motion_support
+
+    still = np.zeros((128, 128, 4), np.uint8)
+    still[40:88, 40:88] = (200, 50, 50, 255)  # a square 3/8 of the canvas wide: it slides 17 px of 128
+    volume = fresh_volume(still, ("slide", SLIDE_SEED))
+    alpha = alpha_on_grid(still[..., 3].astype(np.float32) / 255, 64)
+    support = motion_support(alpha, volume, SUPPORT_DILATE)
+    resting = motion_support(alpha, np.zeros_like(volume), SUPPORT_DILATE)  # the still's own, dilated
+    assert (support >= resting).all() and (support > 0).sum() > 1.15 * (resting > 0).sum()
+    cut = to_uint8(render_motion(still, volume * support, 48, 0))
+    clipped = to_uint8(render_motion(still, volume * resting, 48, 0))
+    assert dominant_motion(describe_motion(cut, 24.0, 0)) == "sliding"
+    # cut at its support the square keeps its size as it slides; cut at its resting outline it is clipped
+    area = [(f[..., 3] > 128).sum() for f in cut]
+    assert min(area) >= 0.99 * area[0] and min((f[..., 3] > 128).sum() for f in clipped) < 0.96 * area[0]

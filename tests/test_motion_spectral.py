@@ -237,3 +237,20 @@ def test_canonical_phase_reads_the_fundamental_when_harmonic_1_is_empty():
     bigger = spectral.rotate_phase(3 * vol, 1.1)  # the same motion, larger, from another loop position
     bigger[0] = -1e-12 * px  # other noise
     np.testing.assert_allclose(spectral.canonical_phase(bigger), 3 * canon, atol=1e-7)
+
+
+def test_limit_folding_counts_strain_only_where_the_sticker_shows():
+    """A spin cut to the sticker's support drops to zero at the cut's edge, where nothing shows: that edge
+    must not count as tearing (it had shrunk a model's spin 20-fold)."""
+    h = 32
+    py, px = np.meshgrid(np.arange(h) - (h - 1) / 2, np.arange(h) - (h - 1) / 2, indexing="ij")
+    disc = (np.hypot(px, py) < 8).astype(np.float32)  # the sticker on the field's grid
+    vol = np.zeros((16, h, h), np.float32)
+    # a rotation by up to ~30 degrees back and forth: D = (R - I) x, first harmonic only (canvas units)
+    theta = 0.5
+    vol[1] = ((np.cos(theta) - 1) * px - np.sin(theta) * py) / h  # Im C_1.x
+    vol[3] = (np.sin(theta) * px + (np.cos(theta) - 1) * py) / h  # Im C_1.y
+    cut = vol * (np.hypot(px, py) < 12)  # cut 4 px outside the disc (SUPPORT_DILATE): a cliff of ~6 px per px
+    assert spectral.limit_folding(cut)[1] < 0.5  # counting the cliff: scaled down
+    same, scale = spectral.limit_folding(cut, alpha=disc)
+    assert scale == 1.0 and same is cut  # where the disc shows, the rotation's strain is well below 2

@@ -170,6 +170,15 @@ def rotate_scale(still: np.ndarray, volume: np.ndarray, angle: float, scale: flo
     return still, np.ascontiguousarray(v.reshape(volume.shape).astype(np.float32))
 
 
+def phase_is_canonical(meta: dict, canonical: bool) -> bool:
+    """Whether a sample's target is turned to the canonical loop phase: with `canonical` (the stage's choice),
+    for clips whose still sits at an arbitrary loop phase. Not for procedural clips: their still is the rest
+    pose at phase 0 by construction, so their targets agree already, and turning the phase of a large rotation
+    is wrong (a phase-shifted field is D(phi + psi) - D(psi), which for a spin is no rotation: canonical spin
+    targets rendered as a pulse or a rock in 5 of 6 draws, measured)."""
+    return canonical and not meta.get("procedural_motion")
+
+
 def augment(still: np.ndarray, volume: np.ndarray, plan: MotionPlan, canonical: bool = False
             ) -> tuple[np.ndarray, np.ndarray]:
     """A plan's mirror, then its rotation and scale, applied to still and volume together; with `canonical`
@@ -186,13 +195,14 @@ def make_motion_example(meta: dict, data: bytes, spectral: bytes, cfg: MotionLoa
     plan = plan_motion_example(meta, rng, cfg.p_flip, cfg.p_drop_text, cfg.p_drop_image, cfg.p_drop_both,
                                cfg.p_affine, p_fresh=cfg.p_fresh_motion)
     stored = read_spectral(spectral)  # (P, 4K, s, s)
-    volume = consensus_volume(stored) if cfg.canonical_phase else stored[plan.slot].astype(np.float32)
+    canonical = phase_is_canonical(meta, cfg.canonical_phase)
+    volume = consensus_volume(stored) if canonical else stored[plan.slot].astype(np.float32)
     still = phase_stills({**meta, "spectral": {**meta["spectral"],
                                                "still_steps": [meta["spectral"]["still_steps"][plan.slot]]}},
                          data, cfg.resolution)[0]
     if plan.fresh is not None:
         volume = fresh_volume(still, plan.fresh)
-    still, volume = augment(still, volume, plan, cfg.canonical_phase)
+    still, volume = augment(still, volume, plan, canonical)
     return {"still": torch.from_numpy(still).permute(2, 0, 1).float().div_(255.0),  # (S,S,4) -> (4,S,S)
             "volume": torch.from_numpy(np.ascontiguousarray(volume)),
             "prompt": "" if plan.drop_text else plan.caption, "caption": plan.caption,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from diffusers import DDIMScheduler
 
+from ..motion.spectral import reach_px
 from .guidance import ip2p_combine
 from .schedules import scheduler_kwargs
 
@@ -20,8 +21,8 @@ def sample_spectral(net, still: torch.Tensor, text: torch.Tensor, null_text: tor
                     image_guidance: float = 1.0, text_guidance: float = 1.0,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """Straight RGBA stills (B, 4, S, S), text states (B, L, D) and the "" states (B, L, D) -> normalised
-    spectral volumes (B, 4K, s, s) (motion/spectral.py denormalise gives canvas units), cut to the stills'
-    support (MotionNet.support) like the training targets. Guidance 1/1 is
+    spectral volumes (B, 4K, s, s) cut spectral.reach_px around the stills (MotionNet.support); motion/spectral.py
+    sampled_field makes each the field to render, as the engines do. Guidance 1/1 is
     one network evaluation per step; anything else batches the three IP2P branches."""
     cfg = net.cfg
     sched = DDIMScheduler(**scheduler_kwargs(cfg), timestep_spacing="trailing", clip_sample=False,
@@ -42,4 +43,4 @@ def sample_spectral(net, still: torch.Tensor, text: torch.Tensor, null_text: tor
             pred = net(x, tt, cond, text)
         out = sched.step(pred, t, x)
         x, x0 = out.prev_sample, out.pred_original_sample
-    return x0 * net.support(still)  # (B, 4K, s, s): zero away from the sticker, as trained
+    return x0 * net.support(still, reach_px(cfg.size))  # (B, 4K, s, s): no flow far out on empty canvas

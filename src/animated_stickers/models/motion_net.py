@@ -136,15 +136,15 @@ class MotionNet(nn.Module):
         x = F.pixel_unshuffle(premultiply_tensor(still) * 2 - 1, self.cfg.fold)  # (B, 4, S, S) -> (B, 4f², s, s)
         return x if keep is None else x * keep.to(x)[:, None, None, None]
 
-    def support(self, still: torch.Tensor) -> torch.Tensor:
+    def support(self, still: torch.Tensor, dilate: int = SUPPORT_DILATE) -> torch.Tensor:
         """Straight RGBA stills (B, 4, S, S) -> (B, 1, s, s) in [0, 1]: where a motion target is defined, the
         sticker's alpha on the field's grid, dilated by SUPPORT_DILATE px (so parts moving out over the
         background keep their backward flow) and softened. Outside it the target is zero: DIS flow over
         transparent pixels is an extrapolation (55% of the stored volumes' energy was there), and a sampled
         field is cut to it so no stray flow pulls sticker pixels into the background."""
         a = F.adaptive_avg_pool2d(still[:, 3:4], self.cfg.size)  # (B, 1, S, S) -> (B, 1, s, s)
-        k = 2 * SUPPORT_DILATE + 1
-        m = F.max_pool2d((a > 0.05).to(still.dtype), k, stride=1, padding=SUPPORT_DILATE)  # dilate
+        k = 2 * dilate + 1
+        m = F.max_pool2d((a > 0.05).to(still.dtype), k, stride=1, padding=dilate)  # dilate
         return F.avg_pool2d(m, 3, stride=1, padding=1, count_include_pad=False)  # soft edge
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, still: torch.Tensor, text: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ from ..config import DEFAULT_MOTION_DIR
 from ..cpu import available_cores
 from ..diffusion.noise import seeded_normal
 from ..errors import UserError
-from ..motion.spectral import denormalise, limit_folding, smooth_field
+from ..motion.spectral import alpha_on_grid, reach_px, sampled_field
 from ..rgba import fit_on_square
 from .onnx_pipeline import COMPILED_DIR, TOKENIZER, StaleCompile, current_manifest, load_tokenizer
 from .resultcheck import check_finite
@@ -213,13 +213,10 @@ class MotionEngine:
         x = seeded_normal((b, spec.channels, spec.size, spec.size), list(seeds)) if noise is None \
             else np.asarray(noise, np.float32)
         z = ddim_x0(predict, x, spec.alphas_cumprod, steps, spec.prediction_type)
-        support = support_mask(small, spec.size, spec.support_dilate)  # (B, 1, s, s)
-        z = z * support  # zero away from the sticker, as trained
+        z = z * support_mask(small, spec.size, reach_px(spec.size))  # (B, 1, s, s): no flow far out on empty canvas
         check_finite(z, "motion field", f"motion model '{self.source}' ({self.name} engine)")
-        # canvas units, the grid-scale noise of a small model's sample smoothed away (spectral.smooth_field)
-        # and scaled down where it would tear or fold the sticker (spectral.limit_folding)
-        return [limit_folding(smooth_field(denormalise(v, spec.scales, spec.gamma).astype(np.float32), m[0]))[0]
-                for v, m in zip(z, support)]
+        return [sampled_field(v, alpha, spec.scales, spec.gamma, spec.support_dilate)
+                for v, alpha in zip(z, alpha_on_grid(small[:, 3], spec.size))]  # alpha (s, s) on the field's grid
 
 
 class OnnxMotionEngine(MotionEngine):

@@ -9,8 +9,9 @@ on the normalised volume (motion/spectral.py `normalise`, scales fitted on the b
 the run's motion_config.json), IP2P conditioning and CFG dropout (paper 2.1). With the stage's
 `canonical_phase` the target is the clip's consensus volume (its stored phases aligned and averaged, in
 the canonical loop phase; the bank keeps the measured phases) and every stored phase's still is a view of
-it; the MotionConfig records it (`canonical_phase`) for sampling. The target is cut to the still's
-support (`MotionNet.support`), the loss weighs the sticker over the empty canvas, and timesteps are drawn
+it (procedural clips keep their rest phase: data/motion_loader.phase_is_canonical); the MotionConfig
+records it (`canonical_phase`) for sampling. The target is cut to where the sticker shows over the loop
+(motion/spectral.py `motion_support`), the loss weighs that over the empty canvas, and timesteps are drawn
 biased to high noise, where the conditioning decides the result (`high_noise_timesteps`).
 
 Layout: RUN/<stage>/motion_config.json (resolved config, written once), checkpoint-N/, metrics.jsonl,
@@ -34,11 +35,18 @@ from ..atomic import atomic_path, atomic_write_text
 from ..config import parse_overrides, to_dict
 from ..data.animation import AnimationReadError
 from ..data.motion import read_spectral
-from ..data.motion_loader import augment, fresh_volume, phase_stills, plan_motion_example
+from ..data.motion_loader import augment, fresh_volume, phase_is_canonical, phase_stills, plan_motion_example
 from ..diffusion.schedules import target, train_scheduler
 from ..errors import UserError
-from ..models.motion_net import MotionConfig, MotionNet, load_motion_model, motion_config, save_motion_model
-from ..motion.spectral import consensus_volume, fit_scales, normalise
+from ..models.motion_net import (
+    SUPPORT_DILATE,
+    MotionConfig,
+    MotionNet,
+    load_motion_model,
+    motion_config,
+    save_motion_model,
+)
+from ..motion.spectral import alpha_on_grid, consensus_volume, fit_scales, motion_support, normalise
 from .banks import Sample, cache_key, pick_sample, read_samples, rng_from, source_groups
 from .loop import load_ema_weights, train_stage
 from .recipes import Recipe, Stage
@@ -161,13 +169,14 @@ class MotionBank:
         plan = plan_motion_example(meta, rng, 0.5, stage.drop_text, stage.drop_image, stage.drop_both, 0.5,
                                    count if stage.canonical_phase else 0, stage.p_cross_style, stage.p_fresh_motion)
         row = meta["start"] + plan.slot
+        canonical = phase_is_canonical(meta, stage.canonical_phase)
         still = (self.stills[row] if plan.cross is None else self.cross[start + plan.cross]).numpy()
         if plan.fresh is not None:  # a procedural still with a motion drawn anew: its exact volume
             vol = fresh_volume(still, plan.fresh)
         else:  # canonical phase: every stored phase's still (and every cross-style still) is a view of one
             # target, the consensus of the clip
-            vol = (self.with_consensus().consensus[i] if stage.canonical_phase else self.volumes[row]).float().numpy()
-        still, vol = augment(still, vol, plan, stage.canonical_phase)
+            vol = (self.with_consensus().consensus[i] if canonical else self.volumes[row]).float().numpy()
+        still, vol = augment(still, vol, plan, canonical)
         return (torch.from_numpy(np.ascontiguousarray(still)).permute(2, 0, 1).float() / 255,  # (S,S,4) -> (4,S,S)
                 torch.from_numpy(np.ascontiguousarray(vol)), plan)
 
@@ -192,30 +201,33 @@ class MotionTask(nn.Module):
         return self._text(prompts).float()
 
     def make_batch(self, gen: torch.Generator) -> dict:
-        stills, volumes, prompts, drop_text, drop_image = [], [], [], [], []
+        stills, volumes, supports, prompts, drop_text, drop_image = [], [], [], [], [], []
         for _ in range(self.stage.batch_size):
             i = pick_sample(gen, self.groups, self.weights)
             still, vol, plan = self.bank.example(i, rng_from(gen), self.stage)
             stills.append(still)
             volumes.append(vol)
+            alpha = alpha_on_grid(still[3].numpy(), vol.shape[-1])  # (s, s) at the volume's own grid
+            supports.append(torch.from_numpy(motion_support(alpha, vol.numpy(), SUPPORT_DILATE))[None])
             prompts.append("" if plan.drop_text else plan.caption)
             drop_text.append(plan.drop_text)
             drop_image.append(plan.drop_image)
         volume = torch.stack(volumes)  # (B, 4K, s, s)
         cfg = self.net.cfg
-        return {"still": torch.stack(stills), "volume": volume, "text": self.encode_text(prompts),
+        return {"still": torch.stack(stills), "volume": volume, "support": torch.stack(supports),  # (B, 1, s, s)
+                "text": self.encode_text(prompts),
                 "drop_image": torch.tensor(drop_image),
                 "noise": torch.randn((len(volumes), cfg.channels, cfg.size, cfg.size), generator=gen),
                 "t": high_noise_timesteps(len(volumes), self.scheduler.config.num_train_timesteps, gen)}
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         cfg = self.net.cfg
-        volume = batch["volume"]
+        volume, support = batch["volume"], batch["support"]
         if volume.shape[-1] != cfg.size:  # canvas units: a grid change is only a resampling
             volume = F.interpolate(volume, size=(cfg.size, cfg.size), mode="area")
+            support = F.interpolate(support, size=(cfg.size, cfg.size), mode="area")
         z0 = normalise(volume, cfg.scales, cfg.gamma)
-        support = self.net.support(batch["still"])  # (B, 1, s, s)
-        z0 = z0 * support  # the target is zero away from the sticker
+        z0 = z0 * support  # (B, 1, s, s): the target is zero where the sticker never shows (motion_support)
         zt = self.scheduler.add_noise(z0, batch["noise"], batch["t"])
         still = self.net.still_input(batch["still"], keep=~batch["drop_image"])
         pred = self.net(zt, batch["t"], still, batch["text"])
