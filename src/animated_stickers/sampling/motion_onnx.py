@@ -27,14 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from ..config import DEFAULT_MOTION_DIR
 from ..cpu import available_cores
 from ..diffusion.noise import seeded_normal
 from ..errors import UserError
-from ..motion.spectral import alpha_on_grid, reach_px, sampled_field
+from ..motion.spectral import MOVED_THRESHOLD, alpha_on_grid, dilate_soft, reach_px, sampled_field
 from ..rgba import fit_on_square
 from .onnx_pipeline import COMPILED_DIR, TOKENIZER, StaleCompile, current_manifest, load_tokenizer
 from .resultcheck import check_finite
@@ -42,7 +41,7 @@ from .resultcheck import check_finite
 ENGINES = ("auto", "torch", "onnx")
 GRAPHS = ("text", "motion")  # MOTION/onnx/<graph>.onnx
 MANIFEST_KIND = "motion"  # manifest.json "kind": a motion model's compile
-SUPPORT_THRESHOLD = 0.05  # alpha on the field's grid that counts as sticker (MotionNet.support)
+SUPPORT_THRESHOLD = MOVED_THRESHOLD  # alpha on the field's grid that counts as sticker (MotionNet.support)
 REBUILD = "rebuild it with `stickers compile --motion-model DIR --force`"
 
 
@@ -114,16 +113,9 @@ def still_input(still: np.ndarray, size: int) -> np.ndarray:
 
 def support_mask(still: np.ndarray, size: int, dilate: int) -> np.ndarray:
     """MotionNet.support in numpy: (B, 4, S, S) straight -> (B, 1, s, s): alpha averaged onto the field's grid,
-    > SUPPORT_THRESHOLD, dilated by `dilate` px (max pool) and softened (3x3 mean over the pixels inside)."""
-    b, f = still.shape[0], still.shape[-1] // size
-    a = still[:, 3].reshape(b, size, f, size, f).mean(axis=(2, 4))  # (B, S, S) -> (B, s, s): adaptive avg pool
-    m = (a > SUPPORT_THRESHOLD).astype(np.float32)
-    k = 2 * dilate + 1
-    # zero padding is max-pool's -inf padding here (m >= 0)
-    m = sliding_window_view(np.pad(m, ((0, 0), (dilate, dilate), (dilate, dilate))), (k, k), (1, 2)).max((-2, -1))
-    total = sliding_window_view(np.pad(m, ((0, 0), (1, 1), (1, 1))), (3, 3), (1, 2)).sum((-2, -1))
-    count = sliding_window_view(np.pad(np.ones((size, size), np.float32), 1), (3, 3)).sum((-2, -1))
-    return (total / count)[:, None].astype(np.float32)  # count_include_pad=False
+    > SUPPORT_THRESHOLD, dilated by `dilate` px and softened (spectral.dilate_soft)."""
+    grid = alpha_on_grid(still[:, 3], size)  # (B, S, S) -> (B, s, s)
+    return np.stack([dilate_soft(a > SUPPORT_THRESHOLD, dilate) for a in grid])[:, None]
 
 
 # ---------------------------------------------------------------------------------- the sampler, in numpy
