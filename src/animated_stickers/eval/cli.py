@@ -401,6 +401,7 @@ def motion_model(
 
     from ..models.motion_net import load_motion_model
     from ..models.text import load_text_encoders
+    from ..sampling.params import loop_frames
     from .motion_model import (
         Limits,
         Settings,
@@ -419,7 +420,7 @@ def motion_model(
     if split not in ("heldout", "train", "all"):
         raise UserError(f"--split '{split}': expected heldout, train or all")
     settings = Settings(fps, seconds, steps, image_guidance, text_guidance)
-    settings.frames  # noqa: B018 (the product's loop rule refuses an fps x seconds it would refuse, before any work)
+    loop_frames(fps, seconds)  # the product's loop rule: an fps x seconds it refuses is refused before any work
     net = load_motion_model(model)
     pattern = assets or default_fluent_glob()
     files = fluent_files(pattern, split=split)

@@ -29,7 +29,7 @@ from torch import nn
 from ..atomic import atomic_path, atomic_write_text
 from ..config import ConfigError, TextEncoderSpec, from_dict, to_dict
 from ..errors import UserError
-from ..motion.spectral import DEFAULT_SCALES, GAMMA
+from ..motion.spectral import DEFAULT_SCALES, GAMMA, MOVED_THRESHOLD
 from ..rgba import premultiply_tensor
 
 SUPPORT_DILATE = 4  # px of the field's grid (64 px: 1/16 of the canvas) around the sticker in `support`
@@ -137,14 +137,14 @@ class MotionNet(nn.Module):
         return x if keep is None else x * keep.to(x)[:, None, None, None]
 
     def support(self, still: torch.Tensor, dilate: int = SUPPORT_DILATE) -> torch.Tensor:
-        """Straight RGBA stills (B, 4, S, S) -> (B, 1, s, s) in [0, 1]: where a motion target is defined, the
-        sticker's alpha on the field's grid, dilated by SUPPORT_DILATE px (so parts moving out over the
-        background keep their backward flow) and softened. Outside it the target is zero: DIS flow over
-        transparent pixels is an extrapolation (55% of the stored volumes' energy was there), and a sampled
-        field is cut to it so no stray flow pulls sticker pixels into the background."""
+        """Straight RGBA stills (B, 4, S, S) -> (B, 1, s, s) in [0, 1]: the sticker's alpha on the field's grid,
+        dilated by `dilate` px and softened (spectral.dilate_soft's shape). The torch sampler cuts its sample
+        reach_px from the sticker with it, so no stray flow far out on empty canvas pulls sticker pixels into
+        the background; the training targets and the final cut use where the sticker shows over the loop
+        (spectral.motion_support)."""
         a = F.adaptive_avg_pool2d(still[:, 3:4], self.cfg.size)  # (B, 1, S, S) -> (B, 1, s, s)
         k = 2 * dilate + 1
-        m = F.max_pool2d((a > 0.05).to(still.dtype), k, stride=1, padding=dilate)  # dilate
+        m = F.max_pool2d((a > MOVED_THRESHOLD).to(still.dtype), k, stride=1, padding=dilate)  # dilate
         return F.avg_pool2d(m, 3, stride=1, padding=1, count_include_pad=False)  # soft edge
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, still: torch.Tensor, text: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,6 @@ from .resultcheck import check_finite
 ENGINES = ("auto", "torch", "onnx")
 GRAPHS = ("text", "motion")  # MOTION/onnx/<graph>.onnx
 MANIFEST_KIND = "motion"  # manifest.json "kind": a motion model's compile
-SUPPORT_THRESHOLD = MOVED_THRESHOLD  # alpha on the field's grid that counts as sticker (MotionNet.support)
 REBUILD = "rebuild it with `stickers compile --motion-model DIR --force`"
 
 
@@ -113,9 +112,9 @@ def still_input(still: np.ndarray, size: int) -> np.ndarray:
 
 def support_mask(still: np.ndarray, size: int, dilate: int) -> np.ndarray:
     """MotionNet.support in numpy: (B, 4, S, S) straight -> (B, 1, s, s): alpha averaged onto the field's grid,
-    > SUPPORT_THRESHOLD, dilated by `dilate` px and softened (spectral.dilate_soft)."""
+    > spectral.MOVED_THRESHOLD, dilated by `dilate` px and softened (spectral.dilate_soft)."""
     grid = alpha_on_grid(still[:, 3], size)  # (B, S, S) -> (B, s, s)
-    return np.stack([dilate_soft(a > SUPPORT_THRESHOLD, dilate) for a in grid])[:, None]
+    return np.stack([dilate_soft(a > MOVED_THRESHOLD, dilate) for a in grid])[:, None]
 
 
 # ---------------------------------------------------------------------------------- the sampler, in numpy

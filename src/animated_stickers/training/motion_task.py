@@ -4,15 +4,16 @@ Data arrives through prepared shards only (`stickers data prepare --motion-targe
 are data/motion_loader.py's (stored phase, mirror, caption template, CFG dropout). `MotionBank` caches
 what is expensive (each stored phase's still, decoded and fitted; the volumes) in RUN/banks as
 safetensors + JSON. `MotionTask` is a task for training/loop.py's `train_stage`, so the stage has the
-loop's Accelerate engines, EMA, exact resume and safetensors + JSON checkpoints. Objective: v (or eps)
-on the normalised volume (motion/spectral.py `normalise`, scales fitted on the bank's volumes and kept in
-the run's motion_config.json), IP2P conditioning and CFG dropout (paper 2.1). With the stage's
-`canonical_phase` the target is the clip's consensus volume (its stored phases aligned and averaged, in
-the canonical loop phase; the bank keeps the measured phases) and every stored phase's still is a view of
-it (procedural clips keep their rest phase: data/motion_loader.phase_is_canonical); the MotionConfig
-records it (`canonical_phase`) for sampling. The target is cut to where the sticker shows over the loop
-(motion/spectral.py `motion_support`), the loss weighs that over the empty canvas, and timesteps are drawn
-biased to high noise, where the conditioning decides the result (`high_noise_timesteps`).
+loop's Accelerate engines, EMA, exact resume and safetensors + JSON checkpoints. Objective: x0, v or eps
+(the MotionConfig's prediction type) on the normalised volume (motion/spectral.py `normalise`, scales
+fitted on the bank's volumes and kept in the run's motion_config.json), IP2P conditioning and CFG dropout
+(paper 2.1). With the stage's `canonical_phase` the target is the clip's consensus volume (its stored
+phases aligned and averaged, in the canonical loop phase; the bank keeps the measured phases) and every
+stored phase's still is a view of it (procedural clips keep their rest phase:
+data/motion_loader.phase_is_canonical); the MotionConfig records it (`canonical_phase`) for sampling.
+The target is cut to where the sticker shows over the loop (motion/spectral.py `motion_support`), the
+loss weighs that over the empty canvas, and timesteps are drawn biased to high noise, where the
+conditioning decides the result (`high_noise_timesteps`).
 
 Layout: RUN/<stage>/motion_config.json (resolved config, written once), checkpoint-N/, metrics.jsonl,
 model/ (config.json + motion.safetensors, EMA weights) when the stage completes.
@@ -182,7 +183,7 @@ class MotionBank:
 
 
 class MotionTask(nn.Module):
-    """v/eps objective on normalised spectral volumes with IP2P conditioning and CFG dropout."""
+    """x0/v/eps objective on normalised spectral volumes with IP2P conditioning and CFG dropout."""
 
     def __init__(self, net: MotionNet, bank: MotionBank, stage: Stage, text_encoders) -> None:
         super().__init__()
